@@ -1,0 +1,68 @@
+# Kave: `make run` serves the embedded default, `make test` runs the whole suite.
+# Both work on a fresh machine with only Python 3.11+ and make: they create .venv and install
+# the hashed, pinned requirements first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+.PHONY: run test lint lock migrate bench soak docker-test clean help
+
+help:
+	@echo "make run      serve Kave on http://$(HOST):$(PORT) (SQLite + ./data/attachments)"
+	@echo "make test     run the whole test suite (TEST_DATABASE_URL selects PostgreSQL)"
+	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make migrate  apply database migrations (DATABASE_URL)"
+	@echo "make lock     recompile requirements/*.txt from requirements/*.in"
+	@echo "make bench    run the benchmark (BENCH_DATABASE_URL selects PostgreSQL)"
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements/integrations.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/integrations.txt
+	@touch $@
+
+$(VENV)/.dev: requirements/dev.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/dev.txt
+	@touch $@ $(VENV)/.runtime
+
+migrate: $(VENV)/.runtime
+	$(BIN)/alembic upgrade head
+
+run: $(VENV)/.runtime migrate
+	@mkdir -p data/attachments
+	@$(BIN)/python -m app.cli first-run-hint || true
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+lock: $(VENV)/.dev
+	$(LOCK) -o requirements/base.txt requirements/base.in
+	$(LOCK) -o requirements/integrations.txt requirements/integrations.in
+	$(LOCK) -o requirements/dev.txt requirements/dev.in
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench
+
+soak: $(VENV)/.dev
+	$(BIN)/python -m bench.soak
+
+docker-test: $(VENV)/.dev
+	KAVE_TEST_DOCKER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
