@@ -1,0 +1,150 @@
+"""One typed settings object, read from the environment and an optional `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key-change-me"})
+DEV_SECRET_KEY = "dev-secret-key-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class StorageBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./kave.db"
+
+    storage_backend: StorageBackend = StorageBackend.LOCAL
+    storage_local_path: Path = Path("./data/attachments")
+    s3_bucket: str = "kave-attachments"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    presigned_url_ttl_seconds: int = Field(default=300, ge=1, le=604800)
+
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    access_token_expire_minutes: int = Field(default=60, ge=1)
+    token_rate_limit: str = "5/minute"
+    rate_limit_storage_url: str = "memory://"
+
+    mailchimp_webhook_url: str = "http://127.0.0.1:8000/api/v1/webhooks/mailchimp"
+    mailchimp_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    mailchimp_audience_webhook_token: SecretStr | None = None
+    mailchimp_fired_at_timezone: str = "UTC"
+    mailchimp_api_key: SecretStr | None = None
+    mailchimp_server_prefix: str | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    metrics_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_format: LogFormat | None = None
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+
+    processing_enabled: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    event_lease_seconds: float = Field(default=300.0, gt=0)
+    recovery_interval_seconds: float = Field(default=2.0, gt=0)
+    event_retention_days: int = Field(default=30, ge=0)
+
+    @field_validator("mailchimp_webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
+            raise ValueError("LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
+        return level
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS or len(
+            self.secret_key.get_secret_value()
+        ) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        keys = [key.get_secret_value() for key in self.mailchimp_webhook_secret]
+        if not keys or any(key in PLACEHOLDER_SECRETS for key in keys):
+            problems.append("MAILCHIMP_WEBHOOK_SECRET must hold the webhook key(s) from Mailchimp")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        if self.environment is Environment.DEVELOPMENT:
+            return LogFormat.CONSOLE
+        return LogFormat.JSON
+
+    @cached_property
+    def webhook_keys(self) -> tuple[bytes, ...]:
+        return tuple(key.get_secret_value().encode() for key in self.mailchimp_webhook_secret)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings()
+
+
+def load_settings() -> Settings:
+    """Settings for start-up: a configuration mistake ends the process with a readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("Kave cannot start, the configuration is invalid:\n" + "\n".join(lines))

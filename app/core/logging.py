@@ -1,0 +1,91 @@
+"""structlog for everything: our own loggers and stdlib ones (uvicorn, SQLAlchemy) alike."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor
+
+from app.core.config import LogFormat, Settings
+
+# Keys whose values must never reach a log line, whoever logs them.
+_REDACTED_KEYS = frozenset(
+    {
+        "password",
+        "token",
+        "access_token",
+        "authorization",
+        "signature",
+        "secret",
+        "secret_key",
+        "body",
+        "payload",
+        "raw_msg",
+    }
+)
+
+
+def _redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    for key in event_dict.keys() & _REDACTED_KEYS:
+        event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    renderer: Processor
+    if settings.effective_log_format is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "structlog": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processors": [
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        renderer,
+                    ],
+                    "foreign_pre_chain": shared,
+                }
+            },
+            "handlers": {
+                "default": {"class": "logging.StreamHandler", "formatter": "structlog"}
+            },
+            "root": {"handlers": ["default"], "level": settings.log_level},
+            "loggers": {
+                # Our access log replaces uvicorn's; its error log stays.
+                "uvicorn": {"handlers": [], "propagate": True},
+                "uvicorn.error": {"handlers": [], "propagate": True},
+                "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+                "sqlalchemy": {"handlers": [], "propagate": True, "level": "WARNING"},
+                "botocore": {"level": "WARNING"},
+                "aiobotocore": {"level": "WARNING"},
+                "aiosqlite": {"level": "WARNING"},
+                "asyncio": {"level": "WARNING"},
+            },
+        }
+    )

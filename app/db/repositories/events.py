@@ -1,0 +1,234 @@
+"""Queries on webhook events: durable insert with dedupe, claims under a lease, outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+
+from app.db.base import utcnow
+from app.db.models import EventStatus, WebhookEvent
+from app.db.repository import Repository
+
+INSERT_CHUNK = 200
+
+E = WebhookEvent
+S = EventStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    kind: str
+    event_type: str
+    dedupe_key: str
+    message_key: str | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    id: uuid.UUID
+    kind: str
+    event_type: str
+    payload: str | None
+    attempts: int
+    received_at: datetime
+
+
+def _claimable(now: datetime, owner: str) -> Any:
+    return or_(
+        and_(E.status == S.RECEIVED, E.next_attempt_at <= now),
+        and_(E.status == S.PROCESSING, E.lease_expires_at < now),
+        # Claimed in bulk by this process's recovery loop, not yet started.
+        and_(
+            E.status == S.PROCESSING,
+            E.lease_owner == owner,
+            E.processing_started_at.is_(None),
+        ),
+    )
+
+
+class EventRepository(Repository[WebhookEvent]):
+    model = WebhookEvent
+
+    async def insert_new(self, events: Sequence[NewEvent]) -> list[uuid.UUID]:
+        """Insert what is not stored yet; the unique dedupe key is what makes it exactly once."""
+        now = utcnow()
+        inserted: list[uuid.UUID] = []
+        for start in range(0, len(events), INSERT_CHUNK):
+            rows = [
+                {
+                    "id": uuid.uuid4(),
+                    "kind": ev.kind,
+                    "event_type": ev.event_type,
+                    "dedupe_key": ev.dedupe_key,
+                    "message_key": ev.message_key,
+                    "payload": ev.payload,
+                    "payload_bytes": len(ev.payload),
+                    "status": S.RECEIVED.value,
+                    "attempts": 0,
+                    "received_at": now,
+                    "next_attempt_at": now,
+                    "updated_at": now,
+                }
+                for ev in events[start : start + INSERT_CHUNK]
+            ]
+            stmt = (
+                self.insert()
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(E.id)
+            )
+            inserted.extend((await self.session.scalars(stmt)).all())
+        return inserted
+
+    async def claim(
+        self, event_id: uuid.UUID, *, owner: str, lease_seconds: float
+    ) -> ClaimedEvent | None:
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(E.id == event_id, _claimable(now, owner))
+            .values(
+                status=S.PROCESSING.value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                processing_started_at=now,
+                attempts=E.attempts + 1,
+                updated_at=now,
+            )
+            .returning(E.id, E.kind, E.event_type, E.payload, E.attempts, E.received_at)
+            .execution_options(synchronize_session=False)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return ClaimedEvent(*row) if row else None
+
+    async def claim_due(self, *, owner: str, limit: int, lease_seconds: float) -> list[uuid.UUID]:
+        """Claim a batch for this process; SKIP LOCKED keeps replicas off each other's rows."""
+        now = utcnow()
+        due = (
+            select(E.id)
+            .where(
+                or_(
+                    and_(E.status == S.RECEIVED, E.next_attempt_at <= now),
+                    and_(E.status == S.PROCESSING, E.lease_expires_at < now),
+                )
+            )
+            .order_by(E.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(E)
+            .where(E.id.in_(due.scalar_subquery()))
+            .values(
+                status=S.PROCESSING.value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                processing_started_at=None,
+                updated_at=now,
+            )
+            .returning(E.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def _finish(self, event_id: uuid.UUID, owner: str, **values: Any) -> bool:
+        """Apply an outcome only while we still hold the lease (a fence against a late worker)."""
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(E.id == event_id, E.status == S.PROCESSING, E.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_processed(self, event_id: uuid.UUID, *, owner: str) -> bool:
+        return await self._finish(
+            event_id, owner, status=S.PROCESSED.value, processed_at=utcnow(), last_error=None
+        )
+
+    async def mark_ignored(self, event_id: uuid.UUID, *, owner: str, reason: str) -> bool:
+        return await self._finish(
+            event_id, owner, status=S.IGNORED.value, processed_at=utcnow(), last_error=reason
+        )
+
+    async def mark_failed(self, event_id: uuid.UUID, *, owner: str, error: str) -> bool:
+        return await self._finish(
+            event_id, owner, status=S.FAILED.value, failed_at=utcnow(), last_error=error
+        )
+
+    async def schedule_retry(
+        self, event_id: uuid.UUID, *, owner: str, error: str, delay_seconds: float
+    ) -> bool:
+        return await self._finish(
+            event_id,
+            owner,
+            status=S.RECEIVED.value,
+            next_attempt_at=utcnow() + timedelta(seconds=delay_seconds),
+            last_error=error,
+        )
+
+    async def release_owned(self, *, owner: str) -> int:
+        """On shutdown: hand unfinished claims back at once instead of waiting out the lease."""
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(E.status == S.PROCESSING, E.lease_owner == owner)
+            .values(
+                status=S.RECEIVED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def purge_payloads(self, *, older_than: datetime) -> int:
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(
+                E.status == S.PROCESSED,
+                E.processed_at < older_than,
+                E.payload.is_not(None),
+            )
+            .values(payload=None, payload_purged_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def requeue(self, event_id: uuid.UUID) -> bool:
+        """Replay: a failed or processed event goes back to received, due now."""
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(E.id == event_id, E.status.in_([S.FAILED.value, S.PROCESSED.value]))
+            .values(
+                status=S.RECEIVED.value,
+                attempts=0,
+                next_attempt_at=now,
+                failed_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count_unprocessed(self) -> tuple[int, datetime | None]:
+        stmt = select(func.count(), func.min(E.received_at)).where(
+            E.status.in_([S.RECEIVED.value, S.PROCESSING.value])
+        )
+        count, oldest = (await self.session.execute(stmt)).one()
+        return int(count), oldest

@@ -1,0 +1,46 @@
+"""The generic repository: the only place that builds queries. It never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+class Repository(Generic[ModelT]):
+    model: ClassVar[type[Base]]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, id_: uuid.UUID) -> ModelT | None:
+        return await self.session.get(self.model, id_)  # type: ignore[return-value]
+
+    def add(self, instance: ModelT) -> ModelT:
+        self.session.add(instance)
+        return instance
+
+    async def list(self, statement: Select[Any]) -> Sequence[ModelT]:
+        return (await self.session.scalars(statement)).all()
+
+    async def delete_by_id(self, id_: uuid.UUID) -> int:
+        table = self.model.__table__
+        result = await self.session.execute(delete(table).where(table.c.id == id_))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def select(self) -> Select[Any]:
+        return select(self.model)
+
+    def insert(self) -> Any:
+        """A dialect-specific INSERT, so callers can add ON CONFLICT clauses."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        module = postgresql if dialect == "postgresql" else sqlite
+        return module.insert(self.model)

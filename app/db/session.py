@@ -1,0 +1,51 @@
+"""Engine and session factory. Built once in lifespan and held on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.core.config import Settings
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; FULL sync keeps an acknowledged commit on disk.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def build_engine(settings: Settings, *, database_url: str | None = None) -> AsyncEngine:
+    url = database_url or settings.database_url
+    if url.startswith("sqlite"):
+        # One connection per process: SQLite has a single writer anyway, and sharing one
+        # connection avoids "database is locked" between our own sessions.
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        # Statement parameters hold message bodies: keep them out of exception text and logs.
+        hide_parameters=True,
+    )
+
+
+def build_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
