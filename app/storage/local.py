@@ -1,0 +1,158 @@
+"""Blobs as files under one directory, for development and single-host deployments."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedReader
+
+from app.core.errors import StorageUnavailable
+from app.storage.base import DEFAULT_CHUNK_SIZE, BlobNotFound, BlobStream
+
+# Temporary files start with this so they can never collide with a key's last segment (a hex
+# digest) and a sweeper can recognise leftovers of a crash.
+TEMP_PREFIX = ".tmp-"
+
+
+@contextmanager
+def _disk_errors(operation: str) -> Iterator[None]:
+    """Report disk failures (full, read-only, permissions, I/O) as `StorageUnavailable`."""
+    try:
+        yield
+    except (BlobNotFound, ValueError):
+        raise
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        raise StorageUnavailable(f"Local storage failed to {operation}: {reason}.") from exc
+
+
+class LocalBlobStore:
+    """Keys are relative POSIX paths under `root`; the directory is created on first write."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path_for(self, key: str) -> Path:
+        """Map `key` to its file; raises ValueError if the key could leave `root`."""
+        pure = PurePosixPath(key)
+        if (
+            not key
+            or "\x00" in key
+            or "\\" in key
+            or pure.is_absolute()
+            or any(part in ("", ".", "..") for part in key.split("/"))
+        ):
+            raise ValueError(f"invalid storage key: {key!r}")
+        path = self.root.joinpath(*pure.parts)
+        if not path.is_relative_to(self.root):  # pragma: no cover - the checks above suffice
+            raise ValueError(f"invalid storage key: {key!r}")
+        return path
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        # content_type is not kept: it is stored with the attachment row, and local downloads
+        # are served by the app with that value.
+        path = self.path_for(key)
+        tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        with _disk_errors("write"):
+            await aiofiles.os.makedirs(path.parent, exist_ok=True)
+            try:
+                async with aiofiles.open(tmp, "wb") as handle:
+                    await handle.write(data)
+                    await handle.flush()
+                    await asyncio.to_thread(os.fsync, handle.fileno())
+                # Readers see either no file or the complete one, never a partial write.
+                await aiofiles.os.replace(tmp, path)
+            except BaseException:
+                await asyncio.shield(_remove_quietly(tmp))
+                raise
+            await asyncio.to_thread(_fsync_directory, path.parent)
+
+    async def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        with _disk_errors("read"):
+            try:
+                async with aiofiles.open(path, "rb") as handle:
+                    return await handle.read()
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise BlobNotFound(key) from exc
+
+    async def open_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> BlobStream:
+        path = self.path_for(key)
+        with _disk_errors("read"):
+            try:
+                handle = await aiofiles.open(path, "rb")
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise BlobNotFound(key) from exc
+            try:
+                size = os.fstat(handle.fileno()).st_size
+            except BaseException:
+                await handle.close()
+                raise
+        return BlobStream(_read_chunks(handle, chunk_size), handle.close, size=size)
+
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        with _disk_errors("delete"), suppress(FileNotFoundError, NotADirectoryError):
+            await aiofiles.os.remove(path)
+
+    async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def size(self, key: str) -> int | None:
+        path = self.path_for(key)
+        with _disk_errors("stat"):
+            try:
+                return (await aiofiles.os.stat(path)).st_size
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+
+    async def presigned_url(
+        self, key: str, *, expires_in: int, filename: str, content_type: str
+    ) -> str | None:
+        # No direct URL for files on our disk: the app streams them itself.
+        self.path_for(key)
+        return None
+
+    async def check(self) -> None:
+        with _disk_errors("prepare the storage directory"):
+            await aiofiles.os.makedirs(self.root, exist_ok=True)
+        if not await aiofiles.os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable("Local storage directory is not writable.")
+
+    async def close(self) -> None:
+        return None
+
+
+async def _read_chunks(handle: AsyncBufferedReader, chunk_size: int) -> AsyncIterator[bytes]:
+    with _disk_errors("read"):
+        while chunk := await handle.read(chunk_size):
+            yield chunk
+
+
+async def _remove_quietly(path: Path) -> None:
+    with suppress(OSError):
+        await aiofiles.os.remove(path)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not possible (nor needed) on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
