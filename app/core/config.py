@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key-change-me"})
-DEV_SECRET_KEY = "dev-secret-key-change-me"
+DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (the placeholder we refuse)
 
 
 class Environment(StrEnum):
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     access_token_expire_minutes: int = Field(default=60, ge=1)
-    token_rate_limit: str = "5/minute"
+    token_rate_limit: str = "5/minute"  # noqa: S105 (a rate, not a secret)
     rate_limit_storage_url: str = "memory://"
 
     mailchimp_webhook_url: str = "http://127.0.0.1:8000/api/v1/webhooks/mailchimp"
@@ -107,9 +107,10 @@ class Settings(BaseSettings):
         if self.environment is not Environment.PRODUCTION:
             return self
         problems = []
-        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS or len(
-            self.secret_key.get_secret_value()
-        ) < 32:
+        if (
+            self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS
+            or len(self.secret_key.get_secret_value()) < 32
+        ):
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
         keys = [key.get_secret_value() for key in self.mailchimp_webhook_secret]
         if not keys or any(key in PLACEHOLDER_SECRETS for key in keys):
@@ -146,5 +147,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
-        raise SystemExit("Kave cannot start, the configuration is invalid:\n" + "\n".join(lines))
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
+        message = "Kave cannot start, the configuration is invalid:\n" + "\n".join(lines)
+        raise SystemExit(message) from None

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from app.core.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.request_context import current_request_id
+from app.core.responses import JSONResponse
 
 logger = structlog.get_logger("app.errors")
 
@@ -72,7 +73,7 @@ class NotAuthenticated(AppError):
     status_code = 401
     code = "not_authenticated"
     message = "A valid bearer token is required."
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers = MappingProxyType({"WWW-Authenticate": "Bearer"})
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -134,7 +135,7 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
     message = "A backing service is unavailable; retry later."
-    headers = {"Retry-After": "5"}
+    headers = MappingProxyType({"Retry-After": "5"})
 
 
 class StorageUnavailable(ServiceUnavailable):

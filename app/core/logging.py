@@ -47,7 +47,10 @@ def configure_logging(settings: Settings) -> None:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: rich ones print local variables, which can hold secrets and bodies.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
 
     structlog.configure(
         processors=[
@@ -72,9 +75,7 @@ def configure_logging(settings: Settings) -> None:
                     "foreign_pre_chain": shared,
                 }
             },
-            "handlers": {
-                "default": {"class": "logging.StreamHandler", "formatter": "structlog"}
-            },
+            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
             "root": {"handlers": ["default"], "level": settings.log_level},
             "loggers": {
                 # Our access log replaces uvicorn's; its error log stays.

@@ -37,9 +37,7 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = (
-            incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        )
+        request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

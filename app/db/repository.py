@@ -16,13 +16,14 @@ ModelT = TypeVar("ModelT", bound=Base)
 
 
 class Repository(Generic[ModelT]):
-    model: ClassVar[type[Base]]
+    model: ClassVar[type[Any]]
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, id_: uuid.UUID) -> ModelT | None:
-        return await self.session.get(self.model, id_)  # type: ignore[return-value]
+        instance: ModelT | None = await self.session.get(self.model, id_)
+        return instance
 
     def add(self, instance: ModelT) -> ModelT:
         self.session.add(instance)
@@ -32,8 +33,7 @@ class Repository(Generic[ModelT]):
         return (await self.session.scalars(statement)).all()
 
     async def delete_by_id(self, id_: uuid.UUID) -> int:
-        table = self.model.__table__
-        result = await self.session.execute(delete(table).where(table.c.id == id_))
+        result = await self.session.execute(delete(self.model).where(self.model.id == id_))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def select(self) -> Select[Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_, select
 
-from app.db.models import Delivery
+from app.db.models import Delivery, EventKind
 from app.db.repository import Repository
 
 
@@ -15,3 +16,30 @@ class DeliveryRepository(Repository[Delivery]):
 
     async def delete_for_event(self, event_id: uuid.UUID) -> None:
         await self.session.execute(delete(Delivery).where(Delivery.event_id == event_id))
+
+    async def list_for_message(self, message_id: str, *, limit: int) -> Sequence[Delivery]:
+        """The message events of Mandrill message `message_id`, plus the sync (deny-list)
+        events of its recipients, in the order they happened (undated ones last)."""
+        recipients = (
+            select(Delivery.recipient)
+            .where(Delivery.message_id == message_id, Delivery.recipient.is_not(None))
+            .distinct()
+        )
+        stmt = (
+            select(Delivery)
+            .where(
+                or_(
+                    Delivery.message_id == message_id,
+                    (Delivery.kind == EventKind.SYNC.value)
+                    & Delivery.recipient.in_(recipients.scalar_subquery()),
+                )
+            )
+            .order_by(
+                Delivery.occurred_at.is_(None),
+                Delivery.occurred_at,
+                Delivery.created_at,
+                Delivery.id,
+            )
+            .limit(limit)
+        )
+        return await self.list(stmt)

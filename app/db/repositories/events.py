@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, tuple_, update
+from sqlalchemy.orm import defer
 
 from app.db.base import utcnow
 from app.db.models import EventStatus, WebhookEvent
@@ -232,3 +233,79 @@ class EventRepository(Repository[WebhookEvent]):
         )
         count, oldest = (await self.session.execute(stmt)).one()
         return int(count), oldest
+
+    async def get_without_payload(self, event_id: uuid.UUID) -> WebhookEvent | None:
+        """The event's state; its payload (up to the body limit) stays in the database."""
+        stmt = select(E).where(E.id == event_id).options(defer(E.payload, raiseload=True))
+        return await self.session.scalar(stmt)
+
+    async def get_payload(self, event_id: uuid.UUID) -> str | None:
+        return await self.session.scalar(select(E.payload).where(E.id == event_id))
+
+    async def has_payload(self, event_id: uuid.UUID) -> bool:
+        stmt = select(E.id).where(E.id == event_id, E.payload.is_not(None))
+        return (await self.session.scalar(stmt)) is not None
+
+    async def page(
+        self,
+        *,
+        status: str | None,
+        kind: str | None,
+        received_after: datetime | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[WebhookEvent]:
+        """Newest first by `(received_at, id)`, strictly after the keyset position `after`."""
+        stmt = select(E).options(defer(E.payload, raiseload=True))
+        if status is not None:
+            stmt = stmt.where(E.status == status)
+        if kind is not None:
+            stmt = stmt.where(E.kind == kind)
+        if received_after is not None:
+            stmt = stmt.where(E.received_at >= received_after)
+        if after is not None:
+            at, id_ = after
+            stmt = stmt.where(
+                tuple_(E.received_at, E.id)
+                < tuple_(literal(at, E.received_at.type), literal(id_, E.id.type))
+            )
+        stmt = stmt.order_by(E.received_at.desc(), E.id.desc()).limit(limit)
+        return await self.list(stmt)
+
+    async def count_by_status_and_kind(self) -> list[tuple[str, str, int]]:
+        stmt = select(E.status, E.kind, func.count()).group_by(E.status, E.kind)
+        rows = (await self.session.execute(stmt)).all()
+        return [(status, kind, int(count)) for status, kind, count in rows]
+
+    async def requeue_matching(self, *, status: str, kind: str | None, limit: int | None) -> int:
+        """Replay in bulk: like `requeue`, for the oldest matching events that still have a
+        payload (a purged event could only fail again)."""
+        if status not in (S.FAILED.value, S.PROCESSED.value):
+            raise ValueError("only failed or processed events can be requeued")
+        now = utcnow()
+        matching = select(E.id).where(E.status == status, E.payload.is_not(None))
+        if kind is not None:
+            matching = matching.where(E.kind == kind)
+        matching = matching.order_by(E.received_at, E.id)
+        if limit is not None:
+            matching = matching.limit(limit)
+        stmt = (
+            update(E)
+            .where(E.id.in_(matching.scalar_subquery()), E.status == status)
+            .values(
+                status=S.RECEIVED.value,
+                attempts=0,
+                next_attempt_at=now,
+                failed_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def count_purged(self, *, status: str, kind: str | None) -> int:
+        stmt = select(func.count()).where(E.status == status, E.payload.is_(None))
+        if kind is not None:
+            stmt = stmt.where(E.kind == kind)
+        return int(await self.session.scalar(stmt) or 0)

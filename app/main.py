@@ -1,0 +1,105 @@
+"""The app factory; `uvicorn app.main:app` serves the module-level app built from the env."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from slowapi.errors import RateLimitExceeded
+from starlette.middleware.cors import CORSMiddleware
+
+from app import health
+from app.api import api_router
+from app.core.config import Settings, load_settings
+from app.core.errors import register_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.core.ratelimit import build_limiter, rate_limit_exceeded
+from app.db.session import build_engine, build_session_factory
+from app.processing.worker import EventWorker
+from app.storage.factory import build_blob_store
+
+API_PREFIX = "/api/v1"
+logger = structlog.get_logger("app.main")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        engine = build_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        app.state.engine = engine
+        app.state.session_factory = build_session_factory(engine)
+
+        blob_store = await build_blob_store(settings)
+        stack.push_async_callback(blob_store.close)
+        app.state.blob_store = blob_store
+
+        worker = EventWorker(
+            settings=settings,
+            session_factory=app.state.session_factory,
+            blob_store=blob_store,
+        )
+        app.state.worker = worker
+        if settings.processing_enabled:
+            await worker.start()
+            stack.push_async_callback(worker.stop)
+        logger.info(
+            "app.started",
+            environment=settings.environment.value,
+            database=engine.url.get_backend_name(),
+            storage=settings.storage_backend.value,
+            processing=settings.processing_enabled,
+        )
+        yield
+    logger.info("app.stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Kave",
+        summary="Durable Mailchimp inbound-email webhook ingestion.",
+        version="0.1.0",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=f"{API_PREFIX}/redoc",
+        swagger_ui_parameters={
+            "persistAuthorization": True,
+            "displayRequestDuration": True,
+            "filter": True,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.limiter = build_limiter(settings)
+    register_error_handlers(app)
+    app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
+
+    app.include_router(health.router)
+    app.include_router(api_router, prefix=API_PREFIX)
+
+    # Added innermost first: the request context wraps everything else.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware, docs_prefix=API_PREFIX)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,160 @@
+"""The in-process event worker: a bounded pool of consumers plus a recovery loop.
+
+The webhook hands new event ids to `submit` after its commit (a hint, not a claim). Consumers
+claim each event atomically before running it, so an id seen twice runs once. The recovery loop
+claims whatever is due, including events left behind by a crash (expired lease), in small
+batches with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas sharing a database never take
+the same rows. Concurrency is bounded so processing never starves the acknowledgement path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.db.base import utcnow
+from app.db.repositories.events import EventRepository
+from app.processing.context import ProcessingContext
+from app.processing.handlers import HANDLERS
+from app.processing.tasks import process_event
+from app.storage.base import BlobStore
+
+logger = structlog.get_logger("app.processing.worker")
+
+MAX_QUEUED_HINTS = 10_000
+PURGE_INTERVAL_SECONDS = 3600.0
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class EventWorker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        blob_store: BlobStore,
+    ) -> None:
+        owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.ctx = ProcessingContext(settings, session_factory, blob_store, owner)
+        self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        self._inflight: set[uuid.UUID] = set()
+        self._consumers: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    @property
+    def backlog(self) -> int:
+        return len(self._inflight)
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        concurrency = self.ctx.settings.worker_concurrency
+        self._consumers = [
+            asyncio.create_task(self._consume(), name=f"kave-consumer-{i}")
+            for i in range(concurrency)
+        ]
+        self._loops = [
+            asyncio.create_task(self._recover_loop(), name="kave-recovery"),
+            asyncio.create_task(self._purge_loop(), name="kave-purge"),
+        ]
+        self.running = True
+        logger.info("worker.started", owner=self.ctx.owner, concurrency=concurrency)
+
+    def submit(self, event_ids: Iterable[uuid.UUID]) -> None:
+        """Queue ids for processing. Hints past the cap are dropped: recovery finds them."""
+        if not self.running:
+            return
+        for event_id in event_ids:
+            if event_id in self._inflight or len(self._inflight) >= MAX_QUEUED_HINTS:
+                continue
+            self._inflight.add(event_id)
+            self._queue.put_nowait(event_id)
+
+    async def _consume(self) -> None:
+        while True:
+            event_id = await self._queue.get()
+            try:
+                await process_event(self.ctx, event_id, HANDLERS)
+            except Exception as exc:
+                logger.error("worker.consume_failed", exc_type=type(exc).__name__, exc_info=exc)
+            finally:
+                self._inflight.discard(event_id)
+                self._queue.task_done()
+
+    async def _recover_loop(self) -> None:
+        interval = self.ctx.settings.recovery_interval_seconds
+        while not self._stopping.is_set():
+            try:
+                await self.recover_once()
+            except Exception as exc:  # noqa: BLE001 (the database may be down; try again later)
+                logger.warning("worker.recovery_failed", exc_type=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def recover_once(self) -> int:
+        capacity = 2 * self.ctx.settings.worker_concurrency - len(self._inflight)
+        if capacity <= 0:
+            return 0
+        async with self.ctx.session_factory() as session:
+            ids = await EventRepository(session).claim_due(
+                owner=self.ctx.owner,
+                limit=capacity,
+                lease_seconds=self.ctx.settings.event_lease_seconds,
+            )
+            await session.commit()
+        if ids:
+            logger.info("worker.recovered", events=len(ids))
+            self.submit(ids)
+        return len(ids)
+
+    async def _purge_loop(self) -> None:
+        while not self._stopping.is_set():
+            days = self.ctx.settings.event_retention_days
+            if days > 0:
+                try:
+                    async with self.ctx.session_factory() as session:
+                        purged = await EventRepository(session).purge_payloads(
+                            older_than=utcnow() - timedelta(days=days)
+                        )
+                        await session.commit()
+                    if purged:
+                        logger.info("worker.payloads_purged", events=purged)
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("worker.purge_failed", exc_type=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), PURGE_INTERVAL_SECONDS)
+
+    async def stop(self) -> None:
+        """Stop claiming, let running tasks finish for a grace period, hand the rest back."""
+        self.running = False
+        self._stopping.set()
+        for task in self._loops:
+            task.cancel()
+        # Queued hints that were never started are simply dropped: their rows say `received`.
+        while not self._queue.empty():
+            self._inflight.discard(self._queue.get_nowait())
+            self._queue.task_done()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), SHUTDOWN_GRACE_SECONDS)
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, *self._loops, return_exceptions=True)
+        try:
+            async with self.ctx.session_factory() as session:
+                released = await EventRepository(session).release_owned(owner=self.ctx.owner)
+                await session.commit()
+            if released:
+                logger.info("worker.released", events=released)
+        except Exception as exc:  # noqa: BLE001 (the leases expire on their own)
+            logger.warning("worker.release_failed", exc_type=type(exc).__name__)
+        logger.info("worker.stopped")

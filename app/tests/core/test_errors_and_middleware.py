@@ -1,0 +1,138 @@
+"""Every error status the API can produce comes back in the one envelope with the request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.errors import EmailNotFound
+from app.tests.support import WEBHOOK_PATH
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], list)
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    return error
+
+
+async def test_unknown_route_is_404_envelope(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+async def test_wrong_method_is_405_envelope(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.delete("/health/live"), 405, "method_not_allowed")
+
+
+async def test_body_over_limit_by_content_length_is_413(
+    client: httpx.AsyncClient, settings: Any
+) -> None:
+    body = b"x" * (settings.max_body_bytes + 1)
+    error = assert_envelope(await client.post(WEBHOOK_PATH, content=body), 413, "payload_too_large")
+    assert str(settings.max_body_bytes) in error["message"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 4096}])
+async def test_streamed_body_over_limit_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(10):
+            yield b"y" * 1024
+
+    response = await client.post(WEBHOOK_PATH, content=chunks())
+    assert "content-length" not in response.request.headers
+    assert_envelope(response, 413, "payload_too_large")
+
+
+async def test_domain_error_and_unexpected_error(app: FastAPI, client: httpx.AsyncClient) -> None:
+    @app.get("/boom-domain")
+    async def boom_domain() -> None:
+        raise EmailNotFound()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    assert_envelope(await client.get("/boom-domain"), 404, "email_not_found")
+    response = await client.get("/boom")
+    error = assert_envelope(response, 500, "internal_error")
+    assert "hunter2" not in response.text and "Traceback" not in response.text
+    assert error["message"] == "An unexpected error occurred."
+
+
+async def test_validation_error_is_422_envelope(app: FastAPI, client: httpx.AsyncClient) -> None:
+    @app.get("/needs-int")
+    async def needs_int(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    error = assert_envelope(await client.get("/needs-int?n=abc"), 422, "validation_error")
+    assert error["details"][0]["loc"] == ["query", "n"]
+    assert "abc" not in str(error["details"])  # the input itself is never echoed
+
+
+async def test_request_id_is_honoured_or_generated(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live", headers={"X-Request-ID": "abc-123.def"})
+    assert response.headers["X-Request-ID"] == "abc-123.def"
+    generated = await client.get("/health/live", headers={"X-Request-ID": "bad id!" * 30})
+    assert generated.headers["X-Request-ID"] != "bad id"
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+
+async def test_security_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/live")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    docs = await client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert "default-src 'none'" not in docs.headers["Content-Security-Policy"]
+
+
+async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    assert spec["info"]["title"] == "Kave"
+    assert "/api/v1/webhooks/mailchimp" in spec["paths"]
+    assert (await client.get("/api/v1/redoc")).status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": "https://ops.example.com"}])
+async def test_cors_from_settings(client: httpx.AsyncClient) -> None:
+    response = await client.options(
+        "/health/live",
+        headers={"Origin": "https://ops.example.com", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.headers["access-control-allow-origin"] == "https://ops.example.com"
+    other = await client.get("/health/live", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok", "checks": {}}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "storage": "ok"}
+
+
+async def test_ready_is_503_when_database_is_gone(app: FastAPI, client: httpx.AsyncClient) -> None:
+    from app.db.session import build_engine, build_session_factory
+
+    broken = build_engine(
+        app.state.settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    )
+    original = app.state.session_factory
+    app.state.session_factory = build_session_factory(broken)
+    try:
+        error = assert_envelope(await client.get("/health/ready"), 503, "service_unavailable")
+        assert {"check": "database", "status": "unavailable"} in error["details"]
+        assert {"check": "storage", "status": "ok"} in error["details"]
+    finally:
+        app.state.session_factory = original
+        await broken.dispose()

@@ -1,0 +1,86 @@
+"""The Mandrill inbound endpoint: verify -> store -> commit -> 200, then process in background."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
+
+from app.core.deps import SessionDep, SettingsDep
+from app.core.errors import ErrorEnvelope
+from app.webhooks.ingest import offload_if_large, store_batch
+from app.webhooks.mandrill import (
+    FormParams,
+    classify_batch,
+    decode_events,
+    parse_form,
+    verify_mandrill_signature,
+)
+from app.webhooks.schemas import WebhookAck
+
+router = APIRouter(prefix="/webhooks/mailchimp", tags=["webhooks"])
+logger = structlog.get_logger("app.webhooks")
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorEnvelope, "description": "Authentic, but not a JSON array of events"},
+    401: {"model": ErrorEnvelope, "description": "Missing or wrong X-Mandrill-Signature"},
+    413: {"model": ErrorEnvelope, "description": "Body over MAX_BODY_BYTES"},
+    503: {"model": ErrorEnvelope, "description": "Database unreachable; Mailchimp will retry"},
+}
+
+
+@router.head("", summary="Mailchimp's URL check (HEAD)")
+async def url_check_head() -> Response:
+    return Response(status_code=200)
+
+
+@router.get("", summary="Mailchimp's URL check (GET)")
+async def url_check_get() -> Response:
+    return Response(status_code=200)
+
+
+async def _read_params(request: Request) -> tuple[FormParams, int]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_fields=100)
+        params = [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
+        return params, sum(len(v) for _, v in params)
+    body = await request.body()
+    return await offload_if_large(len(body), parse_form, body), len(body)
+
+
+@router.post(
+    "",
+    response_model=WebhookAck,
+    responses=_ERRORS,
+    summary="Receive a signed batch of Mandrill events",
+    description=(
+        "Form field `mandrill_events` (a JSON array), signed with `X-Mandrill-Signature`. "
+        "Every new event is committed before the 200; repeats are counted as duplicates."
+    ),
+)
+async def receive_mandrill_batch(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> WebhookAck:
+    params, size = await _read_params(request)
+    authentic = verify_mandrill_signature(
+        signature=request.headers.get("x-mandrill-signature"),
+        url=settings.mailchimp_webhook_url,
+        params=params,
+        keys=settings.webhook_keys,
+    )
+    if not authentic:
+        logger.info("webhook.mandrill.setup_check")
+        return WebhookAck(accepted=0, duplicates=0)
+
+    raw_events = await offload_if_large(size, decode_events, params)
+    events = await offload_if_large(size, classify_batch, raw_events)
+    result = await store_batch(session, events, received=len(raw_events))
+    request.app.state.worker.submit(result.accepted_ids)
+    logger.info(
+        "webhook.mandrill.accepted",
+        events=len(raw_events),
+        accepted=len(result.accepted_ids),
+        duplicates=result.duplicates,
+    )
+    return WebhookAck(accepted=len(result.accepted_ids), duplicates=result.duplicates)
