@@ -21,7 +21,7 @@ from app.core.middleware import (
     SecurityHeadersMiddleware,
 )
 from app.core.ratelimit import build_limiter, rate_limit_exceeded
-from app.db.session import build_engine, build_session_factory
+from app.db.session import build_engine, build_ingest_session_factory, build_session_factory
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 
@@ -37,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
         app.state.session_factory = build_session_factory(engine)
+        app.state.ingest_session_factory = build_ingest_session_factory(engine)
 
         blob_store = await build_blob_store(settings)
         stack.push_async_callback(blob_store.close)

@@ -23,6 +23,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_ingest_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.ingest_session_factory() as session:
+        yield session
+
+
 def get_blob_store(request: Request) -> BlobStore:
     store: BlobStore = request.app.state.blob_store
     return store
@@ -30,4 +35,5 @@ def get_blob_store(request: Request) -> BlobStore:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+IngestSessionDep = Annotated[AsyncSession, Depends(get_ingest_session, scope="function")]
 StorageDep = Annotated[BlobStore, Depends(get_blob_store)]

@@ -46,7 +46,6 @@ def build_engine(settings: Settings, *, database_url: str | None = None) -> Asyn
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
         # Statement parameters hold message bodies: keep them out of exception text and logs.
         hide_parameters=True,
     )
@@ -54,3 +53,17 @@ def build_engine(settings: Settings, *, database_url: str | None = None) -> Asyn
 
 def build_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def build_ingest_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the acknowledgement path, in autocommit mode.
+
+    The ack stores a batch with one INSERT ... ON CONFLICT DO NOTHING statement, which is
+    atomic and durable on its own: autocommit saves the BEGIN and COMMIT round trips, and
+    the statement's commit has completed before the 200 is sent.
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+    )

@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import IngestSessionDep, SettingsDep
 from app.core.errors import ErrorEnvelope
 from app.webhooks.ingest import offload_if_large, store_batch
 from app.webhooks.mandrill import (
@@ -60,7 +60,7 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
     ),
 )
 async def receive_mandrill_batch(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request, session: IngestSessionDep, settings: SettingsDep
 ) -> WebhookAck:
     params, size = await _read_params(request)
     authentic = verify_mandrill_signature(

@@ -15,7 +15,8 @@ from app.db.base import utcnow
 from app.db.models import EventStatus, WebhookEvent
 from app.db.repository import Repository
 
-INSERT_CHUNK = 200
+# Mailchimp sends at most 1,000 events a batch: one statement, well under parameter limits.
+INSERT_CHUNK = 1000
 
 E = WebhookEvent
 S = EventStatus
@@ -79,7 +80,7 @@ class EventRepository(Repository[WebhookEvent]):
                 for ev in events[start : start + INSERT_CHUNK]
             ]
             stmt = (
-                self.insert()
+                self.insert(table=True)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
                 .returning(E.id)
