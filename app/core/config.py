@@ -6,6 +6,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     mailchimp_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     mailchimp_audience_webhook_token: SecretStr | None = None
     mailchimp_fired_at_timezone: str = "UTC"
+    mailchimp_api_base_url: str | None = None
     mailchimp_api_key: SecretStr | None = None
     mailchimp_server_prefix: str | None = None
 
@@ -93,6 +95,15 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("mailchimp_fired_at_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like UTC)") from exc
+        return value
 
     @field_validator("log_level")
     @classmethod

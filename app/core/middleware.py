@@ -20,6 +20,12 @@ access_logger = structlog.get_logger("app.access")
 error_logger = structlog.get_logger("app.errors")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# The audience webhook's secret lives in its path: never write it to a log line.
+_SECRET_IN_PATH = re.compile(r"(/webhooks/mailchimp/audience/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    return _SECRET_IN_PATH.sub(r"\1***", path)
 
 
 class RequestContextMiddleware:
@@ -69,7 +75,7 @@ class RequestContextMiddleware:
             access_logger.info(
                 "http.request",
                 method=scope["method"],
-                path=scope["path"],
+                path=loggable_path(scope["path"]),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

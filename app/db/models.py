@@ -169,7 +169,10 @@ class AudienceEvent(Base):
     """A Mailchimp Marketing audience webhook (subscribe, unsubscribe, profile, ...)."""
 
     __tablename__ = "audience_events"
-    __table_args__ = (Index("ix_audience_events_fired", "fired_at", "id"),)
+    __table_args__ = (
+        Index("ix_audience_events_fired", "fired_at", "id"),
+        Index("ix_audience_events_created", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -62,6 +62,12 @@ def docker_compose_command() -> str:
     return "docker compose" if _has_compose_v2() else "docker-compose"
 
 
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    # Compose v1 has no `--wait` (it prints its usage and exits 0): readiness is polled below.
+    return ["up --build --wait"] if _has_compose_v2() else ["up --build -d"]
+
+
 def _run_async(coro_factory: Callable[[], Any]) -> Any:
     # Alembic's env.py runs its own event loop: keep it off the test loop's thread.
     with ThreadPoolExecutor(1) as pool:

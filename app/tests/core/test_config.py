@@ -46,7 +46,7 @@ def test_start_up_in_production_without_secrets_fails_with_a_clear_message() -> 
         capture_output=True,
         text=True,
         env={"ENVIRONMENT": "production", "PATH": "/usr/bin:/bin"},
-        timeout=60,
+        timeout=180,
         cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode != 0

@@ -136,3 +136,22 @@ async def test_ready_is_503_when_database_is_gone(app: FastAPI, client: httpx.As
     finally:
         app.state.session_factory = original
         await broken.dispose()
+
+
+async def test_access_log_has_one_line_per_request_and_no_path_secret(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="app.access")
+    await client.get("/api/v1/webhooks/mailchimp/audience/audience-token-for-tests")
+    await client.get("/health/live")
+    lines = [r.msg for r in caplog.records if r.name == "app.access"]
+    assert len(lines) == 2
+    assert all(isinstance(line, dict) for line in lines)
+    first, second = lines
+    assert first["path"] == "/api/v1/webhooks/mailchimp/audience/***"
+    assert first["status"] == 200
+    assert second["path"] == "/health/live"
+    assert {"method", "path", "status", "duration_ms", "request_id"} <= set(second)
+    assert "audience-token-for-tests" not in caplog.text
