@@ -12,11 +12,11 @@ import hmac
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
 from app.core.errors import InvalidSignature, MalformedPayload
+from app.core.forms import TooManyFields, parse_urlencoded
 from app.db.models import EventKind
 from app.db.repositories.events import NewEvent
 from app.mail.parser import extract_message_id
@@ -40,33 +40,33 @@ MESSAGE_EVENTS = frozenset(
 SYNC_TYPES = frozenset({"blacklist", "whitelist"})
 MAX_FORM_FIELDS = 100
 
-FormParams = list[tuple[str, str]]
+FormParams = list[tuple[bytes, bytes]]
+_EVENTS_FIELD = EVENTS_FIELD.encode()
+_EMPTY_BATCH = [(_EVENTS_FIELD, b"[]")]
 
 
 def parse_form(body: bytes) -> FormParams:
-    """Decode an application/x-www-form-urlencoded body.
-
-    Undecodable bytes are kept as surrogates so the signature still covers exactly what was
-    sent; such a value can only fail the signature check or, if authentic, the JSON decode.
-    """
+    """The urlencoded body as raw byte pairs: exactly what Mandrill signed, nothing re-encoded."""
     try:
-        return parse_qsl(
-            body.decode("latin-1"),
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            max_num_fields=MAX_FORM_FIELDS,
-        )
-    except ValueError as exc:
-        raise InvalidSignature(
-            "The form body could not be read, so it cannot be authentic."
-        ) from exc
+        return parse_urlencoded(body, max_fields=MAX_FORM_FIELDS)
+    except TooManyFields as exc:
+        raise InvalidSignature("The form has too many fields to be a Mandrill webhook.") from exc
 
 
-def mandrill_signature(key: bytes, url: str, params: Iterable[tuple[str, str]]) -> str:
-    signed = url + "".join(name + value for name, value in sorted(params, key=lambda p: p[0]))
-    digest = hmac.new(key, signed.encode("utf-8", "surrogateescape"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
+def _utf8(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def mandrill_signature(
+    key: bytes, url: str, params: Iterable[tuple[str | bytes, str | bytes]]
+) -> str:
+    """base64(HMAC-SHA1(key, URL + each name and value, sorted by name))."""
+    pairs = sorted(((_utf8(n), _utf8(v)) for n, v in params), key=lambda p: p[0])
+    mac = hmac.new(key, url.encode("utf-8"), hashlib.sha1)
+    for name, value in pairs:
+        mac.update(name)
+        mac.update(value)
+    return base64.b64encode(mac.digest()).decode("ascii")
 
 
 def _matches(provided: bytes, key: bytes, url: str, params: FormParams) -> bool:
@@ -86,24 +86,24 @@ def verify_mandrill_signature(
     provided = signature.strip().encode("utf-8", "replace")
     if any([_matches(provided, key, url, params) for key in keys]):  # noqa: C419 (check every key)
         return True
-    if params == [(EVENTS_FIELD, "[]")] and _matches(provided, SETUP_CHECK_KEY, url, params):
+    if params == _EMPTY_BATCH and _matches(provided, SETUP_CHECK_KEY, url, params):
         return False
     raise InvalidSignature()
 
 
 def decode_events(params: FormParams) -> list[Any]:
-    values = [value for name, value in params if name == EVENTS_FIELD]
+    values = [value for name, value in params if name == _EVENTS_FIELD]
     if not values:
         raise MalformedPayload(f"The form field '{EVENTS_FIELD}' is missing.")
     if len(values) > 1:
         raise MalformedPayload(f"The form field '{EVENTS_FIELD}' appears more than once.")
     try:
-        events = orjson.loads(values[0].encode("utf-8", "strict"))
-    except (orjson.JSONDecodeError, UnicodeEncodeError):
+        events = orjson.loads(values[0])
+    except orjson.JSONDecodeError:
         # orjson refuses lone surrogate escapes ("\ud800") that the JSON grammar allows; an
         # authentic batch must not be refused for one odd string, so the stdlib has a go.
         try:
-            events = json.loads(values[0])
+            events = json.loads(values[0].decode("utf-8"))
         except ValueError as exc:
             raise MalformedPayload(f"'{EVENTS_FIELD}' is not valid JSON.") from exc
     if not isinstance(events, list):

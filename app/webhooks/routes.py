@@ -43,7 +43,11 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_fields=100)
-        params = [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
+        params = [
+            (k.encode(), v.encode("utf-8", "surrogateescape"))
+            for k, v in form.multi_items()
+            if not isinstance(v, UploadFile)
+        ]
         return params, sum(len(v) for _, v in params)
     body = await request.body()
     return await offload_if_large(len(body), parse_form, body), len(body)

@@ -25,7 +25,7 @@ def captured() -> dict[str, object]:
 
 
 def test_published_setup_check_vector() -> None:
-    params = [("mandrill_events", "[]")]
+    params = [(b"mandrill_events", b"[]")]
     assert (
         mandrill_signature(b"test-webhook", "https://example.com/webhooks/mandrill", params)
         == "RkoiKvvb1/ST8DFDdTB9MQGqorM="
@@ -44,7 +44,7 @@ def test_real_captured_click_batch_verifies() -> None:
     events = decode_events(params)
     assert [e["event"] for e in events] == ["click"] * len(events)
     # Mandrill escapes slashes; the value signed is the raw one, not re-serialised JSON.
-    assert "\\/" in params[0][1]
+    assert b"\\/" in params[0][1]
 
 
 def test_one_changed_byte_fails() -> None:
@@ -71,7 +71,7 @@ def test_url_must_match_exactly() -> None:
 
 
 def test_rotation_any_configured_key_verifies() -> None:
-    params = [("mandrill_events", "[]"), ("a", "1")]
+    params = [(b"mandrill_events", b"[]"), (b"a", b"1")]
     sig = mandrill_signature(b"new", "https://x.example/hook", params)
     assert verify_mandrill_signature(
         signature=sig, url="https://x.example/hook", params=params, keys=[b"old", b"new"]
@@ -80,10 +80,10 @@ def test_rotation_any_configured_key_verifies() -> None:
 
 def test_setup_key_opens_only_the_empty_batch() -> None:
     url = "https://x.example/hook"
-    empty = [("mandrill_events", "[]")]
+    empty = [(b"mandrill_events", b"[]")]
     sig = mandrill_signature(b"test-webhook", url, empty)
     assert verify_mandrill_signature(signature=sig, url=url, params=empty, keys=[b"real"]) is False
-    batch = [("mandrill_events", '[{"event":"open"}]')]
+    batch = [(b"mandrill_events", b'[{"event":"open"}]')]
     sig = mandrill_signature(b"test-webhook", url, batch)
     with pytest.raises(InvalidSignature):
         verify_mandrill_signature(signature=sig, url=url, params=batch, keys=[b"real"])
@@ -97,12 +97,12 @@ def test_missing_signature() -> None:
 @pytest.mark.parametrize("value", ["{}", "not json", '"a string"', "1", '{"event": "open"}'])
 def test_not_a_json_array_is_malformed(value: str) -> None:
     with pytest.raises(MalformedPayload):
-        decode_events([("mandrill_events", value)])
+        decode_events([(b"mandrill_events", value.encode())])
 
 
 def test_missing_field_is_malformed() -> None:
     with pytest.raises(MalformedPayload):
-        decode_events([("other", "[]")])
+        decode_events([(b"other", b"[]")])
 
 
 @settings(max_examples=300, deadline=None)
