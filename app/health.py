@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
+from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -25,13 +29,27 @@ async def live() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-async def _check_database(request: Request) -> None:
+@lru_cache(maxsize=1)
+def expected_schema_revision() -> str | None:
+    """The Alembic head this code expects (None when the migrations are not shipped)."""
+    ini = Path(__file__).resolve().parents[1] / "alembic.ini"
+    if not ini.exists():
+        return None
+    return ScriptDirectory.from_config(Config(str(ini))).get_current_head()
+
+
+async def _check_database(request: Request) -> str:
     async with request.app.state.session_factory() as session:
-        await session.execute(text("SELECT 1"))
+        revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    expected = expected_schema_revision()
+    if expected is not None and revision != expected:
+        return "not migrated (run alembic upgrade head)"
+    return "ok"
 
 
-async def _check_storage(request: Request) -> None:
+async def _check_storage(request: Request) -> str:
     await request.app.state.blob_store.check()
+    return "ok"
 
 
 @router.get(
@@ -44,8 +62,7 @@ async def ready(request: Request) -> HealthStatus:
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:
-            await asyncio.wait_for(check(request), CHECK_TIMEOUT_SECONDS)
-            results[name] = "ok"
+            results[name] = await asyncio.wait_for(check(request), CHECK_TIMEOUT_SECONDS)
         except Exception:  # noqa: BLE001 (any failure means "not ready")
             results[name] = "unavailable"
     failed = [name for name, result in results.items() if result != "ok"]

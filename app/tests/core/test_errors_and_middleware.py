@@ -155,3 +155,19 @@ async def test_access_log_has_one_line_per_request_and_no_path_secret(
     assert second["path"] == "/health/live"
     assert {"method", "path", "status", "duration_ms", "request_id"} <= set(second)
     assert "audience-token-for-tests" not in caplog.text
+
+
+async def test_ready_is_503_on_an_unmigrated_database(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Any
+) -> None:
+    from app.db.session import build_engine, build_session_factory
+
+    empty = build_engine(app.state.settings, database_url=f"sqlite+aiosqlite:///{tmp_path}/e.db")
+    original = app.state.session_factory
+    app.state.session_factory = build_session_factory(empty)
+    try:
+        error = assert_envelope(await client.get("/health/ready"), 503, "service_unavailable")
+        assert {"check": "database", "status": "unavailable"} in error["details"]
+    finally:
+        app.state.session_factory = original
+        await empty.dispose()
