@@ -1,0 +1,27 @@
+"""`python -m app.cli`: Kave's management commands."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import events, users
+from app.cli.audience import audience_app
+
+cli = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Kave management: users of the management API, event replay.",
+)
+
+cli.command("create-user")(users.create_user)
+cli.command("list-users")(users.list_users)
+cli.command("disable-user")(users.disable_user)
+cli.command("first-run-hint")(users.first_run_hint)
+cli.command("replay")(events.replay)
+
+# Command groups, one `add_typer` line each:
+cli.add_typer(audience_app, name="audience-webhook")
+
+
+if __name__ == "__main__":
+    cli()
