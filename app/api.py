@@ -7,6 +7,10 @@ from fastapi import APIRouter
 from app.audience.routes import router as audience_events_router
 from app.audience.webhook import router as audience_webhook_router
 from app.mailchimp.routes import router as mailchimp_router
+from app.management.routes_auth import router as auth_router
+from app.management.routes_emails import router as emails_router
+from app.management.routes_events import router as events_router
+from app.management.routes_users import router as users_router
 from app.webhooks.routes import router as webhooks_router
 
 api_router = APIRouter()
@@ -14,3 +18,7 @@ api_router.include_router(webhooks_router)
 api_router.include_router(audience_webhook_router)
 api_router.include_router(audience_events_router)
 api_router.include_router(mailchimp_router)
+api_router.include_router(auth_router)
+api_router.include_router(emails_router)
+api_router.include_router(events_router)
+api_router.include_router(users_router)
