@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.management.schemas import QueryText
+
 from app.audience.schemas import AudienceEventOut, AudienceEventPage
 from app.core.deps import SessionDep
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
@@ -45,9 +47,9 @@ def _position(row: AudienceEvent) -> Position:
 )
 async def list_audience_events(
     session: SessionDep,
-    type: Annotated[str | None, Query(max_length=64)] = None,
-    email: Annotated[str | None, Query(max_length=998)] = None,
-    list_id: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[QueryText | None, Query(max_length=64)] = None,
+    email: Annotated[QueryText | None, Query(max_length=998)] = None,
+    list_id: Annotated[QueryText | None, Query(max_length=64)] = None,
     fired_after: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=256)] = None,

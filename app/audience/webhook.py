@@ -83,6 +83,7 @@ async def _read_pairs(request: Request) -> tuple[FormPairs, int]:
 @router.api_route(
     "/{token}",
     methods=["GET", "HEAD"],
+    operation_id="audience_url_check",
     responses={404: _ERRORS[404]},
     summary="Mailchimp's validator check",
     description="Mailchimp sends a GET when the webhook is added; 200 only for the right token.",

@@ -156,13 +156,17 @@ _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, docs_prefix: str) -> None:
         self.app = app
+        self.api_prefix = docs_prefix
         self.docs_paths = (f"{docs_prefix}/docs", f"{docs_prefix}/redoc")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = _DOCS_CSP if scope["path"].startswith(self.docs_paths) else _API_CSP
+        path = scope["path"]
+        csp = _DOCS_CSP if path.startswith(self.docs_paths) else _API_CSP
+        # API answers carry mail contents and tokens: no shared or browser cache keeps them.
+        no_store = path.startswith(self.api_prefix) and csp is _API_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -171,6 +175,8 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("Content-Security-Policy", csp)
+                if no_store:
+                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -148,6 +148,9 @@ async def test_filtered_pages_keep_the_filter(
         ({"limit": "0"}, 422, "validation_error"),
         ({"limit": "201"}, 422, "validation_error"),
         ({"fired_after": "soon"}, 422, "validation_error"),
+        # PostgreSQL refuses NUL in text; it must be a 422, never a 500.
+        ({"email": "a\x00b@example.com"}, 422, "validation_error"),
+        ({"type": "sub\x00scribe"}, 422, "validation_error"),
     ],
 )
 async def test_bad_parameters(

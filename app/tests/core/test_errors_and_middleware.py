@@ -91,6 +91,9 @@ async def test_security_headers(client: httpx.AsyncClient) -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "Cache-Control" not in response.headers  # probes are not API data
+    api = await client.get("/api/v1/nothing-here")
+    assert api.headers["Cache-Control"] == "no-store"
     docs = await client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert "default-src 'none'" not in docs.headers["Content-Security-Policy"]
