@@ -7,8 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.management.schemas import QueryText
-
 from app.audience.schemas import AudienceEventOut, AudienceEventPage
 from app.core.deps import SessionDep
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
@@ -22,6 +20,7 @@ from app.management.pagination import (
     build_page,
     decode_cursor,
 )
+from app.management.schemas import QueryText
 
 router = APIRouter(prefix="/audience-events", tags=["audience events"])
 
