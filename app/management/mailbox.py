@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import EmailNotFound
 from app.db.repositories.emails import AttachmentRepository, EmailRepository
+from app.db.repositories.events import EventRepository
 from app.storage.base import BlobStore
 
 logger = structlog.get_logger("app.management.mailbox")
@@ -31,6 +32,9 @@ async def delete_email(session: AsyncSession, store: BlobStore, email_id: uuid.U
         keys.add(email.raw_blob_key)
     await attachments.delete_for_email(email_id)
     await emails.delete_by_id(email_id)
+    if email.event_id is not None:
+        # The webhook payload holds the same message; deleting the email deletes it too.
+        await EventRepository(session).purge_payload(email.event_id)
     await session.commit()
 
     removed = 0

@@ -210,6 +210,16 @@ class EventRepository(Repository[WebhookEvent]):
         result = await self.session.execute(stmt)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    async def purge_payload(self, event_id: uuid.UUID) -> None:
+        """Drop one event's raw payload (its email was deleted: the message must go too)."""
+        now = utcnow()
+        await self.session.execute(
+            update(E)
+            .where(E.id == event_id, E.payload.is_not(None))
+            .values(payload=None, payload_purged_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def requeue(self, event_id: uuid.UUID) -> bool:
         """Replay: a failed or processed event goes back to received, due now."""
         now = utcnow()

@@ -308,3 +308,29 @@ async def test_nul_in_a_text_filter_is_422(
     # PostgreSQL text cannot hold NUL; it must be a validation error, not a driver error.
     response = await client.get(EMAILS, headers=reader, params={field: "a\x00b"})
     assert response.status_code == 422
+
+
+async def test_delete_also_purges_the_webhook_payload(
+    app: FastAPI, client: httpx.AsyncClient, token_for: TokenFor
+) -> None:
+    from app.db.models import WebhookEvent
+    from app.tests.support import inbound_event, post_events, wait_until
+
+    assert (await post_events(client, [inbound_event()])).json()["accepted"] == 1
+
+    async def processed() -> bool:
+        async with app.state.session_factory() as s:
+            return (await s.scalar(select(WebhookEvent.status))) == "processed"
+
+    await wait_until(processed)
+    async with app.state.session_factory() as s:
+        email_id = await s.scalar(select(Email.id))
+    headers = await token_for("emails:read", "emails:delete", "events:read")
+    assert (await client.delete(f"{EMAILS}/{email_id}", headers=headers)).status_code == 204
+    async with app.state.session_factory() as s:
+        event = (await s.scalars(select(WebhookEvent))).one()
+    assert event.payload is None
+    assert event.payload_purged_at is not None
+    shown = await client.get(f"/api/v1/events/{event.id}?include_payload=true", headers=headers)
+    assert shown.status_code == 200
+    assert shown.json()["payload"] is None
