@@ -21,7 +21,9 @@ from app.core.middleware import (
     SecurityHeadersMiddleware,
 )
 from app.core.ratelimit import build_limiter, rate_limit_exceeded
-from app.db.session import build_engine, build_ingest_session_factory, build_session_factory
+from app.db.session import build_engine, build_ingest_engine, build_session_factory
+from app.observability import routes as observability
+from app.observability.middleware import HTTPMetricsMiddleware
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 
@@ -37,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
         app.state.session_factory = build_session_factory(engine)
-        app.state.ingest_session_factory = build_ingest_session_factory(engine)
+        app.state.ingest_engine = build_ingest_engine(engine)
 
         blob_store = await build_blob_store(settings)
         stack.push_async_callback(blob_store.close)
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
 
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(api_router, prefix=API_PREFIX)
 
     # Added innermost first: the request context wraps everything else.
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(SecurityHeadersMiddleware, docs_prefix=API_PREFIX)
+    app.add_middleware(HTTPMetricsMiddleware, prefixes=[API_PREFIX])
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.config import Settings
 from app.storage.base import BlobStore
@@ -23,9 +23,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_ingest_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.ingest_session_factory() as session:
-        yield session
+def get_ingest_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.ingest_engine
+    return engine
 
 
 def get_blob_store(request: Request) -> BlobStore:
@@ -35,5 +35,5 @@ def get_blob_store(request: Request) -> BlobStore:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-IngestSessionDep = Annotated[AsyncSession, Depends(get_ingest_session, scope="function")]
+IngestEngineDep = Annotated[AsyncEngine, Depends(get_ingest_engine)]
 StorageDep = Annotated[BlobStore, Depends(get_blob_store)]

@@ -55,15 +55,13 @@ def build_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessio
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def build_ingest_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for the acknowledgement path, in autocommit mode.
+def build_ingest_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool in autocommit mode, for the acknowledgement path.
 
-    The ack stores a batch with one INSERT ... ON CONFLICT DO NOTHING statement, which is
-    atomic and durable on its own: autocommit saves the BEGIN and COMMIT round trips, and
-    the statement's commit has completed before the 200 is sent.
+    The ack stores a batch with INSERT ... ON CONFLICT DO NOTHING: autocommit saves the BEGIN
+    and COMMIT round trips, and each statement's commit has completed (and, with
+    synchronous_commit on, reached the disk) before the 200 is sent. A batch larger than
+    one statement may be stored in parts if the database fails midway; the 503 makes
+    Mailchimp retry, and the parts already stored count as duplicates.
     """
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
-        expire_on_commit=False,
-        autoflush=False,
-    )
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

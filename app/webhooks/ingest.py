@@ -10,10 +10,11 @@ from typing import ParamSpec, TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import ServiceUnavailable
-from app.db.repositories.events import EventRepository, NewEvent
+from app.db.repositories.events import NewEvent, insert_new_events
+from app.processing import metrics
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,23 +38,21 @@ async def offload_if_large(size: int, func: Callable[P, T], *args: P.args, **kwa
 
 
 async def store_batch(
-    session: AsyncSession, events: Sequence[NewEvent], *, received: int
+    engine: AsyncEngine, events: Sequence[NewEvent], *, received: int
 ) -> IngestResult:
-    """Insert new events and commit. Any database failure becomes a 503 (Mailchimp retries)."""
+    """Insert the new events; durable when this returns. A database failure becomes a 503.
+
+    `engine` is in autocommit mode (see `build_ingest_engine`). The connection is checked out
+    here, only for the insert, so it is never held while a large body is read or parsed.
+    """
     try:
-        ids = await EventRepository(session).insert_new(events)
-        await session.commit()
+        async with engine.connect() as connection:
+            ids = await insert_new_events(connection, events)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        await _rollback_quietly(session)
         logger.warning("webhook.store_failed", exc_type=type(exc).__name__)
         raise ServiceUnavailable(
             "The event store is unavailable; the batch was not accepted. Retry later."
         ) from exc
-    return IngestResult(accepted_ids=ids, duplicates=received - len(ids))
-
-
-async def _rollback_quietly(session: AsyncSession) -> None:
-    try:
-        await session.rollback()
-    except Exception:  # noqa: BLE001 (the connection is likely gone; the 503 is what matters)
-        logger.debug("webhook.rollback_failed")
+    result = IngestResult(accepted_ids=ids, duplicates=received - len(ids))
+    metrics.observe_stored(events, stored=len(ids), duplicates=result.duplicates)
+    return result
