@@ -84,6 +84,7 @@ async def _read_pairs(request: Request) -> tuple[FormPairs, int]:
     "/{token}",
     methods=["GET", "HEAD"],
     operation_id="audience_url_check",
+    response_class=Response,
     responses={404: _ERRORS[404]},
     summary="Mailchimp's validator check",
     description="Mailchimp sends a GET when the webhook is added; 200 only for the right token.",
@@ -118,9 +119,9 @@ async def receive_audience_event(
         raise MalformedPayload("The form field 'type' is missing or empty.")
     result = await store_batch(engine, [audience_new_event(form, fields)], received=1)
     request.app.state.worker.submit(result.accepted_ids)
-    logger.info(
-        "webhook.audience.accepted",
-        type=fields.type[:64],
+    # Carried by the request's single access-log line rather than a line of its own.
+    structlog.contextvars.bind_contextvars(
+        audience_type=fields.type[:64],
         accepted=len(result.accepted_ids),
         duplicates=result.duplicates,
     )

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(default=1800, ge=-1)
 
     processing_enabled: bool = True
-    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)

@@ -79,7 +79,8 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            # Routes may bind more (e.g. the webhook's counts); none of it outlives the request.
+            structlog.contextvars.clear_contextvars()
             request_id_var.reset(token)
 
 

@@ -29,12 +29,12 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.head("", summary="Mailchimp's URL check (HEAD)")
+@router.head("", response_class=Response, summary="Mailchimp's URL check (HEAD)")
 async def url_check_head() -> Response:
     return Response(status_code=200)
 
 
-@router.get("", summary="Mailchimp's URL check (GET)")
+@router.get("", response_class=Response, summary="Mailchimp's URL check (GET)")
 async def url_check_get() -> Response:
     return Response(status_code=200)
 
@@ -81,10 +81,8 @@ async def receive_mandrill_batch(
     events = await offload_if_large(size, classify_batch, raw_events)
     result = await store_batch(engine, events, received=len(raw_events))
     request.app.state.worker.submit(result.accepted_ids)
-    logger.info(
-        "webhook.mandrill.accepted",
-        events=len(raw_events),
-        accepted=len(result.accepted_ids),
-        duplicates=result.duplicates,
+    # Carried by the request's single access-log line rather than a line of its own.
+    structlog.contextvars.bind_contextvars(
+        events=len(raw_events), accepted=len(result.accepted_ids), duplicates=result.duplicates
     )
     return WebhookAck(accepted=len(result.accepted_ids), duplicates=result.duplicates)

@@ -289,3 +289,22 @@ async def test_storage_outage_is_retried_until_it_comes_back(
         assert event.last_error is None and event.status == "processed"
         assert email.raw_blob_key is not None
     await _clear_tables(migrated_database)
+
+
+async def test_one_access_line_carries_the_batch_counts(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    await post_events(client, [message_event("open"), message_event("click")])
+    lines = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("path") == WEBHOOK_PATH
+    ]
+    assert len(lines) == 1
+    assert lines[0]["status"] == 200
+    assert (lines[0]["events"], lines[0]["accepted"], lines[0]["duplicates"]) == (2, 2, 0)
+    assert "X-Mandrill-Signature" not in caplog.text
+    assert "mandrill_events" not in caplog.text
