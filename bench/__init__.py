@@ -1,0 +1,1 @@
+"""Kave's benchmark (`make bench`); see bench/__main__.py."""

@@ -1,0 +1,173 @@
+"""uvicorn server processes on 127.0.0.1: started in their own session, always stopped.
+
+Every server started here is registered; `stop_all` (called from `finally` and atexit) stops
+each one's process group: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from app.tests.support import WEBHOOK_KEY, WEBHOOK_URL
+from bench.db import ROOT
+
+_RUNNING: list[Server] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kave_env(
+    database_url: str, storage: Path, *, processing: bool, log_level: str
+) -> dict[str, str]:
+    return {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "STORAGE_BACKEND": "local",
+        "STORAGE_LOCAL_PATH": str(storage),
+        "MAILCHIMP_WEBHOOK_URL": WEBHOOK_URL,
+        "MAILCHIMP_WEBHOOK_SECRET": WEBHOOK_KEY,
+        "PROCESSING_ENABLED": "true" if processing else "false",
+        "LOG_LEVEL": log_level,
+        "LOG_FORMAT": "json",
+    }
+
+
+class Server:
+    def __init__(
+        self, name: str, app: str, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.app = app
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log
+        self._log: IO[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self, limit_s: float = 60.0) -> Server:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (our interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                self.app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-access-log",
+                "--no-server-header",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the bench only; it stops this group itself
+        )
+        _RUNNING.append(self)
+        deadline = time.monotonic() + limit_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{self.url}/health/live")).status_code == 200:
+                        return self
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start in {limit_s} s; see {self.log_path}")
+
+    def stop(self, grace: float = 20.0) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop(grace=10.0)
+
+
+atexit.register(stop_all)
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM (Linux >= 4.0, own processes); False when not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS every `interval` seconds until stopped; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak_kib = 0
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            with contextlib.suppress(OSError, RuntimeError):
+                self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
+                self.samples += 1
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join(5)
+        return self.peak_kib
