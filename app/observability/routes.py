@@ -1,0 +1,35 @@
+"""`GET /metrics` in the Prometheus text format, outside /api/v1 and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import SecretStr
+
+from app.core.config import Settings
+from app.core.errors import NotAuthenticated
+from app.observability.metrics import backlog_registry, read_backlog
+
+# Not rate-limited on purpose: a scraper polls it on a fixed interval.
+router = APIRouter(tags=["observability"], include_in_schema=False)
+
+
+def _require_token(request: Request, expected: SecretStr | None) -> None:
+    if expected is None:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), expected.get_secret_value().encode()
+    ):
+        raise NotAuthenticated("A valid metrics bearer token is required.")
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    _require_token(request, settings.metrics_token)
+    backlog = await read_backlog(request.app.state.session_factory)
+    body = generate_latest(REGISTRY) + generate_latest(backlog_registry(backlog))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
