@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import and_, func, literal, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import defer
 
@@ -53,20 +55,60 @@ def _claimable(now: datetime, owner: str) -> Any:
     )
 
 
-def _insert_new_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(E).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(E.id)
+# PostgreSQL: the whole batch in one prepared statement, whatever its size, sent straight to
+# asyncpg. SQLAlchemy's execution path cost ~0.8 ms of CPU per acknowledgement here against
+# ~0.25 ms for this; it is the hottest statement Kave runs, so it earns its own SQL.
+_PG_INSERT_NEW = """
+INSERT INTO webhook_events (id, kind, event_type, dedupe_key, message_key, payload,
+    payload_bytes, status, attempts, received_at, next_attempt_at, updated_at)
+SELECT u.id, u.kind, u.event_type, u.dedupe_key, u.message_key, u.payload, u.payload_bytes,
+    'received', 0, $8, $8, $8
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::bigint[]) AS u(id, kind, event_type, dedupe_key, message_key, payload, payload_bytes)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+
+def _sqlite_insert_new() -> Any:
+    return sqlite.insert(E).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(E.id)
+
+
+async def _insert_new_postgresql(
+    conn: AsyncConnection, events: Sequence[NewEvent], now: datetime
+) -> list[uuid.UUID]:
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        records = await driver.fetch(
+            _PG_INSERT_NEW,
+            [uuid.uuid4() for _ in events],
+            [ev.kind for ev in events],
+            [ev.event_type for ev in events],
+            [ev.dedupe_key for ev in events],
+            [ev.message_key for ev in events],
+            [ev.payload for ev in events],
+            [len(ev.payload) for ev in events],
+            now,
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # SQLAlchemy did not see this failure: drop the connection rather than pool it.
+        await conn.invalidate()
+        raise OperationalError("insert webhook events", None, exc) from exc
+    return [record[0] for record in records]
 
 
 async def insert_new_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[uuid.UUID]:
     """Insert what is not stored yet; the unique dedupe key is what makes it exactly once.
 
-    The hot path of every acknowledgement: a Core statement on a plain connection (the ORM
-    session costs twice the CPU here), executed as one multi-row INSERT per chunk.
+    Runs on an autocommit connection: one statement, durable when it returns.
     """
     if not events:
         return []
     now = utcnow()
+    if conn.dialect.name == "postgresql":
+        return await _insert_new_postgresql(conn, events, now)
     rows = [
         {
             "id": uuid.uuid4(),
@@ -84,7 +126,7 @@ async def insert_new_events(conn: AsyncConnection, events: Sequence[NewEvent]) -
         }
         for ev in events
     ]
-    result = await conn.execute(_insert_new_statement(conn.dialect.name), rows)
+    result = await conn.execute(_sqlite_insert_new(), rows)
     return list(result.scalars().all())
 
 
