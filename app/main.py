@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
 from slowapi.errors import RateLimitExceeded
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from app import health
@@ -28,6 +30,7 @@ from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 
 API_PREFIX = "/api/v1"
+DISPOSE_TIMEOUT_SECONDS = 5.0
 logger = structlog.get_logger("app.main")
 
 
@@ -36,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         engine = build_engine(settings)
-        stack.push_async_callback(engine.dispose)
+        stack.push_async_callback(_dispose_engine, engine)
         app.state.engine = engine
         app.state.session_factory = build_session_factory(engine)
         app.state.ingest_engine = build_ingest_engine(engine)
@@ -63,6 +66,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
     logger.info("app.stopped")
+
+
+async def _dispose_engine(engine: AsyncEngine) -> None:
+    # Closing a pooled connection waits on the server: a database that hangs (rather than
+    # refusing) must not hang the shutdown. The process exits; the server drops the sockets.
+    try:
+        async with asyncio.timeout(DISPOSE_TIMEOUT_SECONDS):
+            await engine.dispose()
+    except TimeoutError:
+        logger.warning("app.engine_dispose_timed_out", seconds=DISPOSE_TIMEOUT_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -80,16 +80,23 @@ async def _read_pairs(request: Request) -> tuple[FormPairs, int]:
     return await offload_if_large(len(body), decode_form, body), len(body)
 
 
-@router.api_route(
+@router.get(
     "/{token}",
-    methods=["GET", "HEAD"],
-    operation_id="audience_url_check",
-    response_class=Response,
     responses={404: _ERRORS[404]},
-    summary="Mailchimp's validator check",
+    summary="Mailchimp's validator check (GET)",
     description="Mailchimp sends a GET when the webhook is added; 200 only for the right token.",
 )
 async def audience_url_check(token: str, settings: SettingsDep) -> Response:
+    _require_token(settings, token)
+    return Response(status_code=200)
+
+
+@router.head(
+    "/{token}",
+    responses={404: _ERRORS[404]},
+    summary="Mailchimp's validator check (HEAD)",
+)
+async def audience_url_check_head(token: str, settings: SettingsDep) -> Response:
     _require_token(settings, token)
     return Response(status_code=200)
 

@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.config import Settings
 
+CONNECT_TIMEOUT_SECONDS = 10
+COMMAND_TIMEOUT_SECONDS = 30
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -46,6 +49,12 @@ def build_engine(settings: Settings, *, database_url: str | None = None) -> Asyn
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
+        # A database that stops answering (rather than refusing) must turn into a 503 and a
+        # retry, not a request or a shutdown that hangs: bound connecting and every command.
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": COMMAND_TIMEOUT_SECONDS,
+        },
         # Statement parameters hold message bodies: keep them out of exception text and logs.
         hide_parameters=True,
     )

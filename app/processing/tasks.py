@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from app.core.errors import UnparseableMessage
+from app.core.errors import ServiceUnavailable, UnparseableMessage
 from app.db.repositories.events import ClaimedEvent, EventRepository
 from app.processing import metrics
 from app.processing.context import ProcessingContext
@@ -40,14 +40,20 @@ def _describe(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:MAX_ERROR_CHARS]
 
 
+def is_outage(exc: BaseException) -> bool:
+    """A backing service is down: not the event's fault, so it never exhausts the attempts."""
+    return isinstance(exc, ServiceUnavailable | OperationalError | InterfaceError | OSError)
+
+
 async def _record(ctx: ProcessingContext, event: ClaimedEvent, outcome: str, exc: Exception) -> str:
     """Write a non-success outcome; returns what was recorded."""
     error = _describe(exc)
+    exhausted = event.attempts >= ctx.settings.max_attempts and not is_outage(exc)
     async with ctx.session_factory() as session:
         events = EventRepository(session)
         if outcome == "ignored":
             await events.mark_ignored(event.id, owner=ctx.owner, reason=error)
-        elif outcome == "failed" or event.attempts >= ctx.settings.max_attempts:
+        elif outcome == "failed" or exhausted:
             outcome = "failed"
             await events.mark_failed(event.id, owner=ctx.owner, error=error)
         else:

@@ -33,6 +33,7 @@ logger = structlog.get_logger("app.processing.worker")
 MAX_QUEUED_HINTS = 10_000
 PURGE_INTERVAL_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
+RELEASE_TIMEOUT_SECONDS = 5.0
 
 
 class EventWorker:
@@ -150,7 +151,11 @@ class EventWorker:
             task.cancel()
         await asyncio.gather(*self._consumers, *self._loops, return_exceptions=True)
         try:
-            async with self.ctx.session_factory() as session:
+            # Bounded: a database that hangs (rather than refusing) must not hang the shutdown.
+            async with (
+                asyncio.timeout(RELEASE_TIMEOUT_SECONDS),
+                self.ctx.session_factory() as session,
+            ):
                 released = await EventRepository(session).release_owned(owner=self.ctx.owner)
                 await session.commit()
             if released:

@@ -308,3 +308,43 @@ async def test_one_access_line_carries_the_batch_counts(
     assert (lines[0]["events"], lines[0]["accepted"], lines[0]["duplicates"]) == (2, 2, 0)
     assert "X-Mandrill-Signature" not in caplog.text
     assert "mandrill_events" not in caplog.text
+
+
+def test_outages_never_exhaust_the_attempts() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.core.errors import StorageUnavailable, UnparseableMessage
+    from app.processing.tasks import is_outage
+
+    assert is_outage(StorageUnavailable("down"))
+    assert is_outage(OperationalError("select 1", None, ConnectionRefusedError()))
+    assert is_outage(ConnectionResetError())
+    assert not is_outage(UnparseableMessage("bad"))
+    assert not is_outage(ValueError("a bug"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"storage_backend": "s3", "max_attempts": 2}])
+async def test_a_long_storage_outage_retries_past_max_attempts(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    from app.core.errors import StorageUnavailable
+
+    store = app.state.blob_store
+    real_put = store.put
+    failures = {"left": 6}  # three times MAX_ATTEMPTS
+
+    async def put_during_outage(key: str, data: bytes, **kwargs: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StorageUnavailable("S3 is down")
+        await real_put(key, data, **kwargs)
+
+    store.put = put_during_outage
+    try:
+        assert (await post_events(client, [inbound_event()])).json()["accepted"] == 1
+        assert await wait_settled(app, 1) == {"processed": 1}
+    finally:
+        store.put = real_put
+    async with app.state.session_factory() as s:
+        event = (await s.scalars(select(WebhookEvent))).one()
+    assert event.attempts > 2
