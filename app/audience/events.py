@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.db.models import EventKind
 from app.db.repositories.events import NewEvent
+from app.mail.text import clean_json, clean_text
 from app.webhooks.mandrill import dump_json
 
 AUDIENCE_TYPES = frozenset(
@@ -54,7 +55,7 @@ def parse_fired_at(raw: Any, zone: ZoneInfo) -> datetime | None:
 
 def _text(value: Any) -> str | None:
     """A plain form value; a nested structure where a string belongs counts as absent."""
-    return value if isinstance(value, str) and value != "" else None
+    return (clean_text(value) or None) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def read_fields(form: dict[str, Any]) -> AudienceFields | None:
         list_id=_text(data.get("list_id")),
         email=email,
         campaign_id=campaign_id,
-        data=data,
+        data=clean_json(data),
     )
 
 

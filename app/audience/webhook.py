@@ -82,6 +82,7 @@ async def _read_pairs(request: Request) -> tuple[FormPairs, int]:
 
 @router.get(
     "/{token}",
+    response_class=Response,
     responses={404: _ERRORS[404]},
     summary="Mailchimp's validator check (GET)",
     description="Mailchimp sends a GET when the webhook is added; 200 only for the right token.",
@@ -93,6 +94,7 @@ async def audience_url_check(token: str, settings: SettingsDep) -> Response:
 
 @router.head(
     "/{token}",
+    response_class=Response,
     responses={404: _ERRORS[404]},
     summary="Mailchimp's validator check (HEAD)",
 )

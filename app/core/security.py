@@ -6,6 +6,7 @@ the checks are reviewed in one place.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,9 @@ _passwords = CryptContext(
     argon2__time_cost=2,
     argon2__parallelism=1,
 )
+
+
+CLOCK_LEEWAY_SECONDS = 60
 
 
 def hash_password(password: str) -> str:
@@ -141,6 +145,10 @@ def decode_access_token(token: str, *, secret_key: SecretStr) -> TokenClaims:
         if not isinstance(scope, str):
             raise ValueError("scope is not a string")
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        issued_at = claims.get("iat")
+        # python-jose only checks that iat is a number; a token from the future is forged.
+        if issued_at is not None and float(issued_at) > time.time() + CLOCK_LEEWAY_SECONDS:
+            raise ValueError("token issued in the future")
     except (JWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise NotAuthenticated("The bearer token is invalid or has expired.") from exc
     return TokenClaims(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email.errors import MessageError
 from email.header import decode_header
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 # What the email package and the codecs raise on hostile input, of every kind (a display name
 # that decodes to CR/LF: ValueError; a year past 9999: OverflowError; MIME nested past the
@@ -57,6 +58,17 @@ def clean_text(value: str) -> str:
         except UnicodeEncodeError:
             value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return value.replace("\x00", "") if "\x00" in value else value
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON value safe for any text or JSONB column: every string passed through clean_text."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
 
 
 def encode_text(text: str) -> bytes:

@@ -167,7 +167,8 @@ async def get_attachment(attachment_id: uuid.UUID, session: SessionDep) -> Attac
     response_class=StreamingResponse,
     dependencies=READ,
     responses={
-        200: {"content": {"application/octet-stream": BINARY_CONTENT}, "description": "Bytes"},
+        # The attachment's own stored content type, whatever it is.
+        200: {"content": {"*/*": BINARY_CONTENT}, "description": "Bytes"},
         307: {"description": "With `redirect=true` on S3 storage: a presigned download URL"},
         **NOT_FOUND,
     },

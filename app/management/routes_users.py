@@ -30,7 +30,9 @@ async def list_users(_: AdminUser, session: SessionDep) -> UserList:
     "",
     response_model=UserOut,
     status_code=201,
-    responses=error_responses(401, 403, 422, 500, extra={409: "`user_exists`"}),
+    responses=error_responses(
+        401, 403, 422, 500, extra={400: "The body is not UTF-8 JSON", 409: "`user_exists`"}
+    ),
     summary="Create a user",
     description="The email is stored lower-cased; the password needs at least 12 characters.",
 )
@@ -53,7 +55,10 @@ async def create_user(
         404,
         422,
         500,
-        extra={409: "`last_administrator`: no active user with users:admin would remain"},
+        extra={
+            400: "The body is not UTF-8 JSON",
+            409: "`last_administrator`: no active user with users:admin would remain",
+        },
     ),
     summary="Change a user's scopes, active flag or password",
     description=(

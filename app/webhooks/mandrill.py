@@ -20,6 +20,7 @@ from app.core.forms import TooManyFields, parse_urlencoded
 from app.db.models import EventKind
 from app.db.repositories.events import NewEvent
 from app.mail.parser import extract_message_id
+from app.mail.text import clean_text
 
 EVENTS_FIELD = "mandrill_events"
 SETUP_CHECK_KEY = b"test-webhook"
@@ -104,7 +105,7 @@ def decode_events(params: FormParams) -> list[Any]:
         # authentic batch must not be refused for one odd string, so the stdlib has a go.
         try:
             events = json.loads(values[0].decode("utf-8"))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise MalformedPayload(f"'{EVENTS_FIELD}' is not valid JSON.") from exc
     if not isinstance(events, list):
         raise MalformedPayload(f"'{EVENTS_FIELD}' must be a JSON array of events.")
@@ -124,7 +125,7 @@ def mandrill_message_id(event: dict[str, Any]) -> str | None:
     msg = event.get("msg")
     for candidate in (event.get("_id"), msg.get("_id") if isinstance(msg, dict) else None):
         if isinstance(candidate, str) and candidate:
-            return candidate[:128]
+            return clean_text(candidate)[:128]  # a column: no lone surrogate, no NUL
     return None
 
 
@@ -155,9 +156,9 @@ def classify_event(event: Any) -> NewEvent:
     if isinstance(name, str):
         message_key = mandrill_message_id(event)
         key = _sha256("message", str(message_key), name, str(event.get("ts")))
-        return NewEvent(EventKind.MESSAGE, name[:64], key, message_key, payload)
+        return NewEvent(EventKind.MESSAGE, clean_text(name)[:64], key, message_key, payload)
     sync_type = event.get("type")
-    if "event" not in event and sync_type in SYNC_TYPES:
+    if "event" not in event and isinstance(sync_type, str) and sync_type in SYNC_TYPES:
         canonical = json.dumps(event, sort_keys=True, ensure_ascii=True)
         return NewEvent(EventKind.SYNC, sync_type, _sha256("sync", canonical), None, payload)
     return NewEvent(EventKind.INVALID, "unknown", _sha256("invalid", payload), None, payload)
@@ -168,7 +169,10 @@ def classify_batch(events: list[Any]) -> list[NewEvent]:
     seen: set[str] = set()
     unique: list[NewEvent] = []
     for event in events:
-        new = classify_event(event)
+        try:
+            new = classify_event(event)
+        except RecursionError as exc:  # nested deeper than any serialiser will write back
+            raise MalformedPayload(f"'{EVENTS_FIELD}' is nested too deeply.") from exc
         if new.dedupe_key not in seen:
             seen.add(new.dedupe_key)
             unique.append(new)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.db.repositories.deliveries import DeliveryRepository
 from app.db.repositories.emails import EmailRepository
 from app.db.repositories.events import ClaimedEvent
 from app.mail.parser import ParsedEmail, parse_inbound
+from app.mail.text import clean_json, clean_text
 from app.processing.context import ProcessingContext
 from app.processing.outcomes import EventIgnored, PermanentFailure, commit_processed
 from app.processing.tasks import logged_task
@@ -27,7 +29,11 @@ BLOB_UPLOAD_CONCURRENCY = 8
 def _load(event: ClaimedEvent) -> dict[str, Any]:
     if event.payload is None:
         raise PermanentFailure("the payload was purged; the event cannot be processed again")
-    data = orjson.loads(event.payload)
+    try:
+        data = orjson.loads(event.payload)
+    except orjson.JSONDecodeError:
+        # What the webhook accepted through the stdlib fallback (lone surrogates, huge numbers).
+        data = json.loads(event.payload)
     if not isinstance(data, dict):
         raise PermanentFailure("the event is not a JSON object")
     return data
@@ -45,7 +51,7 @@ def _timestamp(value: Any) -> datetime | None:
 def _text(value: Any, limit: int | None = None) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
+    text = clean_text(value if isinstance(value, str) else str(value))
     return text[:limit] if limit else text
 
 
@@ -143,7 +149,7 @@ def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:
             recipient=_text(entry.get("email"), 998),
             occurred_at=_timestamp(data.get("ts")),
             state=_text(data.get("action"), 64),
-            details=data,
+            details=clean_json(data),
         )
     msg = data.get("msg") if isinstance(data.get("msg"), dict) else {}
     assert isinstance(msg, dict)
@@ -158,7 +164,7 @@ def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:
         subject=_text(msg.get("subject")),
         url=_text(data.get("url")),
         ip=_text(data.get("ip"), 64),
-        details=data,
+        details=clean_json(data),
     )
 
 
