@@ -53,8 +53,12 @@ def _has_compose_v2() -> bool:
 
 
 @pytest.fixture(scope="session")
-def docker_compose_file() -> str:
-    return str(ROOT / "docker-compose.test.yml")
+def docker_compose_file() -> list[str]:
+    # KAVE_TEST_COMPOSE_OVERRIDE: an extra compose file, e.g. to use locally built images
+    # where a registry cannot be reached.
+    files = [str(ROOT / "docker-compose.test.yml")]
+    override = os.environ.get("KAVE_TEST_COMPOSE_OVERRIDE")
+    return [*files, override] if override else files
 
 
 @pytest.fixture(scope="session")
