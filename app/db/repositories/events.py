@@ -130,6 +130,17 @@ async def insert_new_events(conn: AsyncConnection, events: Sequence[NewEvent]) -
     return list(result.scalars().all())
 
 
+def _requeued(now: datetime) -> dict[str, Any]:
+    """A replayed event: back to received, due now, with a fresh attempt budget."""
+    return {
+        "status": S.RECEIVED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "failed_at": None,
+        "updated_at": now,
+    }
+
+
 class EventRepository(Repository[WebhookEvent]):
     model = WebhookEvent
 
@@ -271,13 +282,7 @@ class EventRepository(Repository[WebhookEvent]):
         stmt = (
             update(E)
             .where(E.id == event_id, E.status.in_([S.FAILED.value, S.PROCESSED.value]))
-            .values(
-                status=S.RECEIVED.value,
-                attempts=0,
-                next_attempt_at=now,
-                failed_at=None,
-                updated_at=now,
-            )
+            .values(**_requeued(now))
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
@@ -348,13 +353,7 @@ class EventRepository(Repository[WebhookEvent]):
         stmt = (
             update(E)
             .where(E.id.in_(matching.scalar_subquery()), E.status == status)
-            .values(
-                status=S.RECEIVED.value,
-                attempts=0,
-                next_attempt_at=now,
-                failed_at=None,
-                updated_at=now,
-            )
+            .values(**_requeued(now))
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
