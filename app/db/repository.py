@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import Base
@@ -38,13 +37,3 @@ class Repository(Generic[ModelT]):
 
     def select(self) -> Select[Any]:
         return select(self.model)
-
-    def insert(self, *, table: bool = False) -> Any:
-        """A dialect-specific INSERT, so callers can add ON CONFLICT clauses.
-
-        `table=True` targets the Core table, skipping the ORM's bulk-insert machinery on paths
-        where that overhead shows in a profile.
-        """
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        module = postgresql if dialect == "postgresql" else sqlite
-        return module.insert(self.model.__table__ if table else self.model)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import socket
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -33,6 +32,7 @@ from app.tests.fixtures.s3 import (
     start_moto_server,
     unique_bucket_name,
 )
+from app.tests.server_process import free_port
 
 MB = 1024 * 1024
 # Per operation: an outage must be reported, not waited out. A refused connection fails at once
@@ -49,14 +49,6 @@ def blob_store(request: pytest.FixtureRequest) -> BlobStore:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def free_port() -> int:
-    """A port nothing listens on: bound by us, then closed."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def files_under(root: Path) -> list[Path]:
