@@ -28,6 +28,7 @@ from app.observability import routes as observability
 from app.observability.middleware import HTTPMetricsMiddleware
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
+from app.webhooks.ingest import GroupCommitter
 
 API_PREFIX = "/api/v1"
 DISPOSE_TIMEOUT_SECONDS = 5.0
@@ -42,7 +43,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(_dispose_engine, engine)
         app.state.engine = engine
         app.state.session_factory = build_session_factory(engine)
-        app.state.ingest_engine = build_ingest_engine(engine)
+        committer = GroupCommitter(build_ingest_engine(engine))
+        committer.start()
+        stack.push_async_callback(committer.close)
+        app.state.committer = committer
 
         blob_store = await build_blob_store(settings)
         stack.push_async_callback(blob_store.close)

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from app.audience.events import audience_new_event, read_fields
 from app.audience.forms import parse_php_form
 from app.core.config import Settings
-from app.core.deps import IngestEngineDep, SettingsDep
+from app.core.deps import CommitterDep, SettingsDep
 from app.core.errors import ErrorEnvelope, MalformedPayload, NotFound
 from app.webhooks.ingest import offload_if_large, store_batch
 from app.webhooks.schemas import WebhookAck
@@ -115,7 +115,7 @@ async def audience_url_check_head(token: str, settings: SettingsDep) -> Response
     ),
 )
 async def receive_audience_event(
-    token: str, request: Request, engine: IngestEngineDep, settings: SettingsDep
+    token: str, request: Request, committer: CommitterDep, settings: SettingsDep
 ) -> WebhookAck:
     _require_token(settings, token)
     pairs, size = await _read_pairs(request)
@@ -126,7 +126,7 @@ async def receive_audience_event(
     fields = read_fields(form)
     if fields is None:
         raise MalformedPayload("The form field 'type' is missing or empty.")
-    result = await store_batch(engine, [audience_new_event(form, fields)], received=1)
+    result = await store_batch(committer, [audience_new_event(form, fields)], received=1)
     request.app.state.worker.submit(result.accepted_ids)
     # Carried by the request's single access-log line rather than a line of its own.
     structlog.contextvars.bind_contextvars(

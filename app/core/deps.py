@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.storage.base import BlobStore
+from app.webhooks.ingest import GroupCommitter
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -27,9 +28,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_ingest_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.ingest_engine
-    return engine
+async def get_committer(request: Request) -> GroupCommitter:
+    committer: GroupCommitter = request.app.state.committer
+    return committer
 
 
 async def get_blob_store(request: Request) -> BlobStore:
@@ -39,5 +40,5 @@ async def get_blob_store(request: Request) -> BlobStore:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-IngestEngineDep = Annotated[AsyncEngine, Depends(get_ingest_engine)]
+CommitterDep = Annotated[GroupCommitter, Depends(get_committer)]
 StorageDep = Annotated[BlobStore, Depends(get_blob_store)]

@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.core.deps import IngestEngineDep, SettingsDep
+from app.core.deps import CommitterDep, SettingsDep
 from app.core.errors import ErrorEnvelope
 from app.webhooks.ingest import offload_if_large, store_batch
 from app.webhooks.mandrill import (
@@ -64,7 +64,7 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
     ),
 )
 async def receive_mandrill_batch(
-    request: Request, engine: IngestEngineDep, settings: SettingsDep
+    request: Request, committer: CommitterDep, settings: SettingsDep
 ) -> WebhookAck:
     params, size = await _read_params(request)
     authentic = verify_mandrill_signature(
@@ -79,7 +79,7 @@ async def receive_mandrill_batch(
 
     raw_events = await offload_if_large(size, decode_events, params)
     events = await offload_if_large(size, classify_batch, raw_events)
-    result = await store_batch(engine, events, received=len(raw_events))
+    result = await store_batch(committer, events, received=len(raw_events))
     request.app.state.worker.submit(result.accepted_ids)
     # Carried by the request's single access-log line rather than a line of its own.
     structlog.contextvars.bind_contextvars(
