@@ -17,15 +17,10 @@ from app.api import api_router
 from app.core.config import Settings, load_settings
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import (
-    BodySizeLimitMiddleware,
-    RequestContextMiddleware,
-    SecurityHeadersMiddleware,
-)
+from app.core.middleware import EdgeMiddleware
 from app.core.ratelimit import build_limiter, rate_limit_exceeded
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
 from app.observability import routes as observability
-from app.observability.middleware import HTTPMetricsMiddleware
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 from app.webhooks.ingest import GroupCommitter
@@ -108,8 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observability.router)
     app.include_router(api_router, prefix=API_PREFIX)
 
-    # Added innermost first: the request context wraps everything else.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -118,9 +112,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(SecurityHeadersMiddleware, docs_prefix=API_PREFIX)
-    app.add_middleware(HTTPMetricsMiddleware, prefixes=[API_PREFIX])
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        api_prefix=API_PREFIX,
+        metric_prefixes=[API_PREFIX],
+    )
     return app
 
 
