@@ -20,7 +20,7 @@ def test_well_formed_values_round_trip(raw: bytes) -> None:
 @settings(max_examples=1000, deadline=None)
 @given(
     pieces=st.lists(
-        st.sampled_from([*"%+=&aZ09fF \r\n\t.é", "%2", "%4A", "%zz", "%0d%0A"]),
+        st.sampled_from([*"%+=&aZ09fF \r\n\t.é", "%2", "%4A", "%zz", "%0d%0A", "%%", "%3D"]),
         max_size=40,
     )
 )
@@ -42,6 +42,16 @@ def test_parse_matches_parse_qsl(pairs: list[tuple[str, str]]) -> None:
         )
     ]
     assert parse_urlencoded(body, max_fields=100) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"%", b"abc%", b"%4", b"%%41", b"%zz%41", b"%4%41", b"%3D%3d", b"%4a%4A", b"% 41", b"%\t1"],
+)
+def test_malformed_escapes_decode_as_the_standard_library_does(value: bytes) -> None:
+    # Each of these is one or more malformed escapes (some beside well-formed ones): the
+    # decoded length must give them away, whatever the quoted-printable decoder made of them.
+    assert unquote_plus_bytes(value) == unquote_to_bytes(value)
 
 
 def test_field_limit() -> None:
