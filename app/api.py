@@ -1,4 +1,4 @@
-"""Every router under /api/v1."""
+"""Every router under /api/v1 but the Mandrill webhook's (see `app.main.create_app`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from app.management.routes_auth import router as auth_router
 from app.management.routes_emails import router as emails_router
 from app.management.routes_events import router as events_router
 from app.management.routes_users import router as users_router
-from app.webhooks.routes import router as webhooks_router
 
 api_router = APIRouter()
-api_router.include_router(webhooks_router)
 api_router.include_router(audience_webhook_router)
 api_router.include_router(audience_events_router)
 api_router.include_router(mailchimp_router)

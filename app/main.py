@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -24,6 +25,7 @@ from app.observability import routes as observability
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 from app.webhooks.ingest import GroupCommitter
+from app.webhooks.routes import router as mandrill_router
 
 API_PREFIX = "/api/v1"
 DISPOSE_TIMEOUT_SECONDS = 5.0
@@ -56,6 +58,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.processing_enabled:
             await worker.start()
             stack.push_async_callback(worker.stop)
+        # ~170,000 objects (FastAPI, pydantic, SQLAlchemy) live as long as the process; a full
+        # collection walking them paused every request for ~70 ms, often enough to be the ack
+        # path's p99. Frozen, they are left out of every collection from here on.
+        gc.collect()
+        gc.freeze()
         logger.info(
             "app.started",
             environment=settings.environment.value,
@@ -99,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
 
+    # First: routes are matched in order, and this is the one Mailchimp hammers.
+    app.include_router(mandrill_router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(observability.router)
     app.include_router(api_router, prefix=API_PREFIX)
