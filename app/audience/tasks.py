@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audience.events import (
     AUDIENCE_TYPES,
@@ -15,11 +14,9 @@ from app.audience.events import (
     read_fields,
 )
 from app.db.models import AudienceEvent
-from app.db.repositories.audience import AudienceEventRepository
 from app.db.repositories.events import ClaimedEvent
 from app.processing.context import ProcessingContext
-from app.processing.outcomes import EventIgnored, PermanentFailure, commit_processed
-from app.processing.tasks import logged_task
+from app.processing.outcomes import EventIgnored, PermanentFailure, Records
 
 # Column widths of audience_events.
 _LIST_ID_CHARS = 64
@@ -49,8 +46,7 @@ def _clip(value: str | None, limit: int) -> str | None:
     return value[:limit] if value is not None else None
 
 
-@logged_task
-async def process_audience_event(ctx: ProcessingContext, event: ClaimedEvent) -> None:
+async def process_audience_event(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
     fields = _load_fields(event)
     if fields.type not in AUDIENCE_TYPES:
         raise EventIgnored(f"Kave does not record Mailchimp audience '{event.event_type}' events")
@@ -68,9 +64,4 @@ async def process_audience_event(ctx: ProcessingContext, event: ClaimedEvent) ->
         campaign_id=_clip(fields.campaign_id, _CAMPAIGN_ID_CHARS),
         data=fields.data,
     )
-
-    async def write(session: AsyncSession) -> None:
-        await AudienceEventRepository(session).delete_for_event(event.id)
-        session.add(row)
-
-    await commit_processed(ctx, event, write)
+    return Records(AudienceEvent, [row])

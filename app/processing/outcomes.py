@@ -1,11 +1,16 @@
-"""How a task says what happened, besides succeeding or raising a retryable error."""
+"""How a task says what happened, and how what it produced is committed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
 
+from app.db.base import Base
+from app.db.models import AudienceEvent, Delivery, Email
 from app.db.repositories.events import ClaimedEvent, EventRepository
 from app.processing.context import ProcessingContext
 
@@ -22,14 +27,36 @@ class LeaseLost(Exception):
     """Another worker took the event over (our lease expired); our writes were rolled back."""
 
 
-Writer = Callable[[AsyncSession], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What processing one event writes. `rows` replace whatever `model` already holds for
+    the event: a replayed event's earlier rows go in the same transaction."""
+
+    model: type[Email] | type[Delivery] | type[AudienceEvent]
+    rows: Sequence[Base]
 
 
-async def commit_processed(ctx: ProcessingContext, event: ClaimedEvent, write: Writer) -> None:
-    """Write the event's records and mark it processed in one transaction, under the lease."""
+async def commit_processed(
+    ctx: ProcessingContext, items: Sequence[tuple[ClaimedEvent, Records]]
+) -> set[uuid.UUID]:
+    """Write the records of several events and mark them processed, in one transaction.
+
+    Only events whose lease we still hold are written (the others were taken over by another
+    worker); returns their ids. One transaction for a batch of events costs one commit and a
+    few statements instead of a handful of each per event.
+    """
     async with ctx.session_factory() as session:
-        await write(session)
-        if not await EventRepository(session).mark_processed(event.id, owner=ctx.owner):
-            await session.rollback()
-            raise LeaseLost(f"lease on event {event.id} was lost before commit")
+        owned = await EventRepository(session).mark_processed(
+            [event.id for event, _ in items], owner=ctx.owner
+        )
+        kept = [(event, records) for event, records in items if event.id in owned]
+        replaced: dict[type[Email] | type[Delivery] | type[AudienceEvent], list[uuid.UUID]]
+        replaced = defaultdict(list)
+        for event, records in kept:
+            replaced[records.model].append(event.id)
+        for model, event_ids in replaced.items():
+            await session.execute(delete(model).where(model.event_id.in_(event_ids)))
+        for _, records in kept:
+            session.add_all(records.rows)
         await session.commit()
+    return owned

@@ -1,8 +1,14 @@
-"""Logged background tasks: claim an event, run its handler, record the outcome.
+"""Logged background tasks: claim events, run their handlers, record every outcome.
+
+Events are processed in small batches: one statement claims the batch, handlers prepare each
+event's records side by side (parsing, storing attachments), and one transaction writes them
+all and marks them processed. Every event still gets its own log lines, metrics and outcome.
 
 A task never raises: a failing task would stop the ones after it. Failures are written to the
 event row (`last_error`, `attempts`) and retried with exponential backoff and jitter; after
-`MAX_ATTEMPTS` the event is `failed` and waits for an operator's replay.
+`MAX_ATTEMPTS` the event is `failed` and waits for an operator's replay. A batch whose commit
+fails on its data is committed again event by event, so one bad event cannot hold back the
+others; a database outage fails the batch, and every event in it is retried.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from functools import wraps
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -21,11 +28,17 @@ from app.core.errors import ServiceUnavailable, UnparseableMessage
 from app.db.repositories.events import ClaimedEvent, EventRepository
 from app.processing import metrics
 from app.processing.context import ProcessingContext
-from app.processing.outcomes import EventIgnored, LeaseLost, PermanentFailure
+from app.processing.outcomes import (
+    EventIgnored,
+    LeaseLost,
+    PermanentFailure,
+    Records,
+    commit_processed,
+)
 
 logger = structlog.get_logger("app.processing")
 
-Handler = Callable[[ProcessingContext, ClaimedEvent], Awaitable[None]]
+Handler = Callable[[ProcessingContext, ClaimedEvent], Awaitable[Records]]
 MAX_ERROR_CHARS = 2000
 
 
@@ -43,6 +56,16 @@ def _describe(exc: BaseException) -> str:
 def is_outage(exc: BaseException) -> bool:
     """A backing service is down: not the event's fault, so it never exhausts the attempts."""
     return isinstance(exc, ServiceUnavailable | OperationalError | InterfaceError | OSError)
+
+
+def _outcome_of(exc: Exception) -> str:
+    if isinstance(exc, LeaseLost):
+        return "lease_lost"
+    if isinstance(exc, EventIgnored):
+        return "ignored"
+    if isinstance(exc, PermanentFailure | UnparseableMessage):
+        return "failed"
+    return "error"  # every other failure is retried
 
 
 async def _record(ctx: ProcessingContext, event: ClaimedEvent, outcome: str, exc: Exception) -> str:
@@ -68,68 +91,102 @@ async def _record(ctx: ProcessingContext, event: ClaimedEvent, outcome: str, exc
     return outcome
 
 
-def logged_task(handler: Handler) -> Handler:
-    @wraps(handler)
-    async def run(ctx: ProcessingContext, event: ClaimedEvent) -> None:
-        log = logger.bind(
-            task=handler.__name__, event_id=str(event.id), kind=event.kind, attempt=event.attempts
-        )
-        log.info("event.task.started")
-        started = time.perf_counter()
-        outcome = "processed"
-        error: Exception | None = None
+@dataclass(slots=True)
+class _Task:
+    """One event's run through its handler: what it produced, or how it failed."""
+
+    event: ClaimedEvent
+    handler: Handler
+    log: Any
+    started: float
+    records: Records | None = None
+    outcome: str = "processed"
+    error: Exception | None = None
+
+    def fail(self, exc: Exception) -> None:
+        self.records, self.outcome, self.error = None, _outcome_of(exc), exc
+
+
+async def _prepare(ctx: ProcessingContext, task: _Task) -> None:
+    task.log.info("event.task.started")
+    try:
+        task.records = await task.handler(ctx, task.event)
+    except asyncio.CancelledError:
+        task.log.warning("event.task.cancelled")
+        raise
+    except Exception as exc:  # noqa: BLE001 (sorted by _outcome_of)
+        task.fail(exc)
+
+
+async def _commit(ctx: ProcessingContext, tasks: Sequence[_Task]) -> None:
+    items = [(task.event, task.records) for task in tasks if task.records is not None]
+    try:
+        owned = await commit_processed(ctx, items)
+    except Exception as exc:  # noqa: BLE001 (sorted below)
+        if len(tasks) > 1 and not is_outage(exc):
+            for task in tasks:
+                await _commit(ctx, [task])
+            return
+        for task in tasks:
+            task.fail(exc)
+        return
+    for task in tasks:
+        if task.event.id not in owned:
+            task.fail(LeaseLost(f"lease on event {task.event.id} was lost before commit"))
+
+
+async def _finish(ctx: ProcessingContext, task: _Task) -> None:
+    if task.error is not None and task.outcome != "lease_lost":
         try:
-            await handler(ctx, event)
-        except asyncio.CancelledError:
-            log.warning("event.task.cancelled")
-            raise
-        except LeaseLost as exc:
-            outcome, error = "lease_lost", exc
-        except EventIgnored as exc:
-            outcome, error = "ignored", exc
-        except (PermanentFailure, UnparseableMessage) as exc:
-            outcome, error = "failed", exc
-        except Exception as exc:  # noqa: BLE001 (every other failure is retried)
-            outcome, error = "error", exc
-        if error is not None and outcome != "lease_lost":
-            try:
-                outcome = await _record(ctx, event, outcome, error)
-            except (SQLAlchemyError, OSError, TimeoutError) as record_exc:
-                # The lease runs out and the recovery loop picks the event up again.
-                log.warning("event.task.record_failed", exc_type=type(record_exc).__name__)
-        duration = time.perf_counter() - started
-        metrics.observe_task(kind=event.kind, outcome=outcome, seconds=duration)
-        log.info(
-            "event.task.finished",
-            outcome=outcome,
-            duration_ms=round(duration * 1000, 2),
-            **({"error_type": type(error).__name__} if error else {}),
-        )
-
-    return run
+            task.outcome = await _record(ctx, task.event, task.outcome, task.error)
+        except (SQLAlchemyError, OSError, TimeoutError) as record_exc:
+            # The lease runs out and the recovery loop picks the event up again.
+            task.log.warning("event.task.record_failed", exc_type=type(record_exc).__name__)
+    duration = time.perf_counter() - task.started
+    metrics.observe_task(kind=task.event.kind, outcome=task.outcome, seconds=duration)
+    task.log.info(
+        "event.task.finished",
+        outcome=task.outcome,
+        duration_ms=round(duration * 1000, 2),
+        **({"error_type": type(task.error).__name__} if task.error else {}),
+    )
 
 
-async def process_event(
-    ctx: ProcessingContext, event_id: uuid.UUID, handlers: dict[str, Handler]
+async def process_events(
+    ctx: ProcessingContext, event_ids: Sequence[uuid.UUID], handlers: dict[str, Handler]
 ) -> None:
-    """Claim one event and run its handler. Does nothing if someone else has it."""
+    """Claim the events and run their handlers. Events someone else has are skipped."""
     try:
         async with ctx.session_factory() as session:
-            event = await EventRepository(session).claim(
-                event_id, owner=ctx.owner, lease_seconds=ctx.settings.event_lease_seconds
+            events = await EventRepository(session).claim(
+                event_ids, owner=ctx.owner, lease_seconds=ctx.settings.event_lease_seconds
             )
             await session.commit()
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        logger.warning("event.claim_failed", event_id=str(event_id), exc_type=type(exc).__name__)
+        logger.warning("event.claim_failed", events=len(event_ids), exc_type=type(exc).__name__)
         return
-    if event is None:
-        return
-    handler = handlers.get(event.kind)
-    if handler is None:
-        handler = _unknown_kind
-    await handler(ctx, event)
+    started = time.perf_counter()
+    tasks = [
+        _Task(
+            event=event,
+            handler=handlers.get(event.kind, _unknown_kind),
+            log=logger.bind(
+                task=getattr(handlers.get(event.kind), "__name__", "_unknown_kind"),
+                event_id=str(event.id),
+                kind=event.kind,
+                attempt=event.attempts,
+            ),
+            started=started,
+        )
+        for event in events
+    ]
+    await asyncio.gather(*(_prepare(ctx, task) for task in tasks))
+    prepared = [task for task in tasks if task.records is not None]
+    if prepared:
+        await _commit(ctx, prepared)
+    for task in tasks:
+        await _finish(ctx, task)
 
 
-@logged_task
-async def _unknown_kind(ctx: ProcessingContext, event: ClaimedEvent) -> None:
+async def _unknown_kind(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
     raise PermanentFailure(f"no handler for events of kind '{event.kind}'")

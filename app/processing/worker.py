@@ -1,10 +1,11 @@
 """The in-process event worker: a bounded pool of consumers plus a recovery loop.
 
 The webhook hands new event ids to `submit` after its commit (a hint, not a claim). Consumers
-claim each event atomically before running it, so an id seen twice runs once. The recovery loop
-claims whatever is due, including events left behind by a crash (expired lease), in small
-batches with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas sharing a database never take
-the same rows. Concurrency is bounded so processing never starves the acknowledgement path.
+take what is queued in batches and claim each batch atomically before running it, so an id
+seen twice runs once. The recovery loop claims whatever is due, including events left behind
+by a crash (expired lease), with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas sharing a
+database never take the same rows; while there is a backlog it claims again as soon as there
+is room. Concurrency is bounded so processing never starves the acknowledgement path.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from app.db.base import utcnow
 from app.db.repositories.events import EventRepository
 from app.processing.context import ProcessingContext
 from app.processing.handlers import HANDLERS
-from app.processing.tasks import process_event
+from app.processing.tasks import process_events
 from app.storage.base import BlobStore
 
 logger = structlog.get_logger("app.processing.worker")
 
 MAX_QUEUED_HINTS = 10_000
+BACKLOG_POLL_SECONDS = 0.05
+# Events a consumer claims and commits together. Bigger batches save little more and make a
+# slow event (a large message) hold back more of the others' commits.
+MAX_BATCH_EVENTS = 16
 PURGE_INTERVAL_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 RELEASE_TIMEOUT_SECONDS = 5.0
@@ -83,29 +88,44 @@ class EventWorker:
 
     async def _consume(self) -> None:
         while True:
-            event_id = await self._queue.get()
+            # Whatever is queued, up to a batch: one claim and one commit for all of it. A
+            # lone event is not held back waiting for company.
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH_EVENTS and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await process_event(self.ctx, event_id, HANDLERS)
+                await process_events(self.ctx, batch, HANDLERS)
             except Exception as exc:
                 logger.error("worker.consume_failed", exc_type=type(exc).__name__, exc_info=exc)
             finally:
-                self._inflight.discard(event_id)
-                self._queue.task_done()
+                for event_id in batch:
+                    self._inflight.discard(event_id)
+                    self._queue.task_done()
 
     async def _recover_loop(self) -> None:
         interval = self.ctx.settings.recovery_interval_seconds
         while not self._stopping.is_set():
+            more = False
             try:
-                await self.recover_once()
+                more = await self.recover_once()
             except Exception as exc:  # noqa: BLE001 (the database may be down; try again later)
                 logger.warning("worker.recovery_failed", exc_type=type(exc).__name__)
+            # A backlog (after a restart or an outage) is taken in as fast as the consumers
+            # work it off, not one claim per interval.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
+                await asyncio.wait_for(
+                    self._stopping.wait(), BACKLOG_POLL_SECONDS if more else interval
+                )
 
-    async def recover_once(self) -> int:
-        capacity = 2 * self.ctx.settings.worker_concurrency - len(self._inflight)
+    @property
+    def _capacity(self) -> int:
+        return 2 * self.ctx.settings.worker_concurrency * MAX_BATCH_EVENTS - len(self._inflight)
+
+    async def recover_once(self) -> bool:
+        """Claim due events up to the free capacity; True if there may be more to take."""
+        capacity = self._capacity
         if capacity <= 0:
-            return 0
+            return True
         async with self.ctx.session_factory() as session:
             ids = await EventRepository(session).claim_due(
                 owner=self.ctx.owner,
@@ -113,10 +133,12 @@ class EventWorker:
                 lease_seconds=self.ctx.settings.event_lease_seconds,
             )
             await session.commit()
-        if ids:
-            logger.info("worker.recovered", events=len(ids))
-            self.submit(ids)
-        return len(ids)
+        # Ids already queued as the webhook's hints are no backlog of their own.
+        fresh = [event_id for event_id in ids if event_id not in self._inflight]
+        if fresh:
+            logger.info("worker.recovered", events=len(fresh))
+            self.submit(fresh)
+        return bool(fresh) and len(ids) == capacity
 
     async def _purge_loop(self) -> None:
         while not self._stopping.is_set():

@@ -8,17 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Attachment, Delivery, Email, EventKind
-from app.db.repositories.deliveries import DeliveryRepository
-from app.db.repositories.emails import EmailRepository
 from app.db.repositories.events import ClaimedEvent
 from app.mail.parser import ParsedEmail, parse_inbound
 from app.mail.text import clean_json, clean_text
 from app.processing.context import ProcessingContext
-from app.processing.outcomes import EventIgnored, PermanentFailure, commit_processed
-from app.processing.tasks import logged_task
+from app.processing.outcomes import EventIgnored, PermanentFailure, Records
 from app.storage.base import content_key
 from app.webhooks.ingest import offload_if_large
 from app.webhooks.mandrill import MESSAGE_EVENTS, mandrill_message_id
@@ -80,62 +76,58 @@ async def _store_blobs(
     return raw_key, attachment_keys
 
 
-@logged_task
-async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> None:
+async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
     size = len(event.payload or "")
     data = await offload_if_large(size, _load, event)
     parsed = await offload_if_large(size, parse_inbound, data.get("msg"))
     raw_key, attachment_keys = await _store_blobs(ctx, parsed, size)
 
-    async def write(session: AsyncSession) -> None:
-        await EmailRepository(session).delete_for_event(event.id)
-        email = Email(
-            event_id=event.id,
-            message_id=parsed.message_id,
-            raw_sha256=raw_key[0] if raw_key else None,
-            raw_blob_key=raw_key[1] if raw_key else None,
-            raw_size=len(parsed.raw or b""),
-            subject=parsed.subject,
-            from_address=parsed.from_address,
-            from_name=parsed.from_name,
-            to=[{"email": a.email, "name": a.name} for a in parsed.to],
-            cc=[{"email": a.email, "name": a.name} for a in parsed.cc],
-            reply_to=[{"email": a.email, "name": a.name} for a in parsed.reply_to],
-            recipients_text=" ".join(a.email.lower() for a in [*parsed.to, *parsed.cc]),
-            envelope_recipient=parsed.envelope_recipient,
-            sent_at=parsed.sent_at,
-            in_reply_to=parsed.in_reply_to,
-            references=parsed.references,
-            headers=parsed.headers,
-            text_body=parsed.text_body,
-            html_body=parsed.html_body,
-            spam_score=parsed.spam_score,
-            spam_rules=parsed.spam_rules,
-            spf_result=parsed.spf_result,
-            spf_detail=parsed.spf_detail,
-            dkim_signed=parsed.dkim_signed,
-            dkim_valid=parsed.dkim_valid,
-            tags=parsed.tags,
-            received_at=event.received_at,
+    email = Email(
+        event_id=event.id,
+        message_id=parsed.message_id,
+        raw_sha256=raw_key[0] if raw_key else None,
+        raw_blob_key=raw_key[1] if raw_key else None,
+        raw_size=len(parsed.raw or b""),
+        subject=parsed.subject,
+        from_address=parsed.from_address,
+        from_name=parsed.from_name,
+        to=[{"email": a.email, "name": a.name} for a in parsed.to],
+        cc=[{"email": a.email, "name": a.name} for a in parsed.cc],
+        reply_to=[{"email": a.email, "name": a.name} for a in parsed.reply_to],
+        recipients_text=" ".join(a.email.lower() for a in [*parsed.to, *parsed.cc]),
+        envelope_recipient=parsed.envelope_recipient,
+        sent_at=parsed.sent_at,
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        headers=parsed.headers,
+        text_body=parsed.text_body,
+        html_body=parsed.html_body,
+        spam_score=parsed.spam_score,
+        spam_rules=parsed.spam_rules,
+        spf_result=parsed.spf_result,
+        spf_detail=parsed.spf_detail,
+        dkim_signed=parsed.dkim_signed,
+        dkim_valid=parsed.dkim_valid,
+        tags=parsed.tags,
+        received_at=event.received_at,
+    )
+    email.attachments = [
+        Attachment(
+            position=position,
+            filename=att.filename,
+            content_type=att.content_type,
+            size=len(att.content),
+            sha256=sha,
+            blob_key=key,
+            content_id=att.content_id,
+            inline=att.inline,
         )
-        email.attachments = [
-            Attachment(
-                position=position,
-                filename=att.filename,
-                content_type=att.content_type,
-                size=len(att.content),
-                sha256=sha,
-                blob_key=key,
-                content_id=att.content_id,
-                inline=att.inline,
-            )
-            for position, (att, (sha, key)) in enumerate(
-                zip(parsed.attachments, attachment_keys, strict=True)
-            )
-        ]
-        session.add(email)
+        for position, (att, (sha, key)) in enumerate(
+            zip(parsed.attachments, attachment_keys, strict=True)
+        )
+    ]
 
-    await commit_processed(ctx, event, write)
+    return Records(Email, [email])
 
 
 def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:
@@ -168,22 +160,14 @@ def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:
     )
 
 
-@logged_task
-async def process_delivery(ctx: ProcessingContext, event: ClaimedEvent) -> None:
+async def process_delivery(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
     if event.kind == EventKind.MESSAGE and event.event_type not in MESSAGE_EVENTS:
         raise EventIgnored(f"Kave does not record Mandrill '{event.event_type}' events")
     data = _load(event)
-    delivery = _delivery(event, data)
-
-    async def write(session: AsyncSession) -> None:
-        await DeliveryRepository(session).delete_for_event(event.id)
-        session.add(delivery)
-
-    await commit_processed(ctx, event, write)
+    return Records(Delivery, [_delivery(event, data)])
 
 
-@logged_task
-async def reject_invalid(ctx: ProcessingContext, event: ClaimedEvent) -> None:
+async def reject_invalid(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
     raise PermanentFailure(
         "not a recognisable Mandrill event (expected an object with 'event', or a sync event "
         "with 'type' blacklist/whitelist, and an inbound event needs a 'msg' object)"

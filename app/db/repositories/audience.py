@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, or_
 
 from app.db.models import AudienceEvent
 from app.db.repository import Repository
@@ -25,10 +25,6 @@ class AudienceFilter:
 
 class AudienceEventRepository(Repository[AudienceEvent]):
     model = AudienceEvent
-
-    async def delete_for_event(self, event_id: uuid.UUID) -> None:
-        """Replay replaces what an earlier run of the same event wrote."""
-        await self.session.execute(delete(A).where(A.event_id == event_id))
 
     async def page(
         self,

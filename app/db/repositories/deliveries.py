@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
 from app.db.models import Delivery, EventKind
 from app.db.repository import Repository
@@ -13,9 +12,6 @@ from app.db.repository import Repository
 
 class DeliveryRepository(Repository[Delivery]):
     model = Delivery
-
-    async def delete_for_event(self, event_id: uuid.UUID) -> None:
-        await self.session.execute(delete(Delivery).where(Delivery.event_id == event_id))
 
     async def list_for_message(self, message_id: str, *, limit: int) -> Sequence[Delivery]:
         """The message events of Mandrill message `message_id`, plus the sync (deny-list)

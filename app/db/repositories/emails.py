@@ -59,10 +59,6 @@ def _email_filters(stmt: Select[Any], filters: EmailFilters) -> Select[Any]:
 class EmailRepository(Repository[Email]):
     model = Email
 
-    async def delete_for_event(self, event_id: uuid.UUID) -> None:
-        """Replay replaces what an earlier run of the same event wrote (attachments cascade)."""
-        await self.session.execute(delete(Email).where(Email.event_id == event_id))
-
     async def page(
         self,
         filters: EmailFilters,

@@ -164,12 +164,15 @@ class EventRepository(Repository[WebhookEvent]):
     model = WebhookEvent
 
     async def claim(
-        self, event_id: uuid.UUID, *, owner: str, lease_seconds: float
-    ) -> ClaimedEvent | None:
+        self, event_ids: Sequence[uuid.UUID], *, owner: str, lease_seconds: float
+    ) -> list[ClaimedEvent]:
+        """Start the events that are still claimable (one statement); the rest are skipped."""
+        if not event_ids:
+            return []
         now = utcnow()
         stmt = (
             update(E)
-            .where(E.id == event_id, _claimable(now, owner))
+            .where(E.id.in_(event_ids), _claimable(now, owner))
             .values(
                 status=S.PROCESSING.value,
                 lease_owner=owner,
@@ -181,8 +184,7 @@ class EventRepository(Repository[WebhookEvent]):
             .returning(E.id, E.kind, E.event_type, E.payload, E.attempts, E.received_at)
             .execution_options(synchronize_session=False)
         )
-        row = (await self.session.execute(stmt)).first()
-        return ClaimedEvent(*row) if row else None
+        return [ClaimedEvent(*row) for row in (await self.session.execute(stmt)).all()]
 
     async def claim_due(self, *, owner: str, limit: int, lease_seconds: float) -> list[uuid.UUID]:
         """Claim a batch for this process; SKIP LOCKED keeps replicas off each other's rows."""
@@ -226,10 +228,25 @@ class EventRepository(Repository[WebhookEvent]):
         result = await self.session.execute(stmt)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def mark_processed(self, event_id: uuid.UUID, *, owner: str) -> bool:
-        return await self._finish(
-            event_id, owner, status=S.PROCESSED.value, processed_at=utcnow(), last_error=None
+    async def mark_processed(self, event_ids: Sequence[uuid.UUID], *, owner: str) -> set[uuid.UUID]:
+        """Mark processed those we still hold the lease on; returns their ids. The rows stay
+        locked until the transaction ends, so the records written beside them are fenced."""
+        now = utcnow()
+        stmt = (
+            update(E)
+            .where(E.id.in_(event_ids), E.status == S.PROCESSING, E.lease_owner == owner)
+            .values(
+                status=S.PROCESSED.value,
+                processed_at=now,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(E.id)
+            .execution_options(synchronize_session=False)
         )
+        return set((await self.session.scalars(stmt)).all())
 
     async def mark_ignored(self, event_id: uuid.UUID, *, owner: str, reason: str) -> bool:
         return await self._finish(
