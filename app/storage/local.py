@@ -62,20 +62,10 @@ class LocalBlobStore:
         # content_type is not kept: it is stored with the attachment row, and local downloads
         # are served by the app with that value.
         path = self.path_for(key)
-        tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
         with _disk_errors("write"):
-            await aiofiles.os.makedirs(path.parent, exist_ok=True)
-            try:
-                async with aiofiles.open(tmp, "wb") as handle:
-                    await handle.write(data)
-                    await handle.flush()
-                    await asyncio.to_thread(os.fsync, handle.fileno())
-                # Readers see either no file or the complete one, never a partial write.
-                await aiofiles.os.replace(tmp, path)
-            except BaseException:
-                await asyncio.shield(_remove_quietly(tmp))
-                raise
-            await asyncio.to_thread(_fsync_directory, path.parent)
+            # One trip to a thread for the whole write: a trip per step (open, write, flush,
+            # fsync, close, rename, fsync) cost more event-loop time than the write itself.
+            await asyncio.to_thread(_write_durably, path, data)
 
     async def get(self, key: str) -> bytes:
         path = self.path_for(key)
@@ -139,9 +129,31 @@ async def _read_chunks(handle: AsyncBufferedReader, chunk_size: int) -> AsyncIte
             yield chunk
 
 
-async def _remove_quietly(path: Path) -> None:
-    with suppress(OSError):
-        await aiofiles.os.remove(path)
+def _write_durably(path: Path, data: bytes) -> None:
+    """Readers see either no file or the complete one, never a partial write; once this
+    returns, the file and its directory entry survive a crash."""
+    _ensure_directory(path.parent)
+    tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _ensure_directory(directory: Path) -> None:
+    if directory.is_dir():
+        return
+    _ensure_directory(directory.parent)
+    with suppress(FileExistsError):
+        directory.mkdir()
+    _fsync_directory(directory.parent)  # the new directory's entry is durable too
 
 
 def _fsync_directory(directory: Path) -> None:
