@@ -54,6 +54,8 @@ def configure_logging(settings: Settings) -> None:
 
     structlog.configure(
         processors=[
+            # Drop a line below the level before any work is done on it.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

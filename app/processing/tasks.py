@@ -108,7 +108,7 @@ class _Task:
 
 
 async def _prepare(ctx: ProcessingContext, task: _Task) -> None:
-    task.log.info("event.task.started")
+    task.log.debug("event.task.started")  # at INFO, `finished` alone says it all
     try:
         task.records = await task.handler(ctx, task.event)
     except asyncio.CancelledError:
