@@ -26,10 +26,11 @@ _FIRED_AT_CHARS = 64
 
 
 def _load_fields(event: ClaimedEvent) -> AudienceFields:
-    if event.payload is None:
+    payload = event.take_payload()
+    if payload is None:
         raise PermanentFailure("the payload was purged; the event cannot be processed again")
     try:
-        form: Any = orjson.loads(event.payload)
+        form: Any = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise PermanentFailure("the stored payload is not JSON") from exc
     if not isinstance(form, dict):

@@ -21,24 +21,54 @@ class TooManyFields(ValueError):
     pass
 
 
-def unquote_plus_bytes(value: bytes) -> bytes:
-    value = value.replace(b"+", b" ")
-    if b"=" in value or b"\r" in value or b"\n" in value:
-        return unquote_to_bytes(value)
-    decoded = binascii.a2b_qp(value.replace(b"%", b"="))
-    if len(decoded) != len(value) - 2 * value.count(b"%"):
-        return unquote_to_bytes(value)  # a malformed escape somewhere
+# `+` is a space, and `%XX` is the quoted-printable `=XX`: one pass turns both.
+_TO_QP = bytes.maketrans(b"+%", b" =")
+
+
+def _decode(original: bytes, translated: memoryview, start: int, end: int) -> bytes:
+    """Decode `original[start:end]`, reading the C decoder's input out of `translated`."""
+    if (
+        original.find(b"=", start, end) != -1
+        or original.find(b"\r", start, end) != -1
+        or original.find(b"\n", start, end) != -1
+    ):
+        return unquote_to_bytes(original[start:end].replace(b"+", b" "))
+    decoded = binascii.a2b_qp(translated[start:end])
+    if len(decoded) != (end - start) - 2 * original.count(b"%", start, end):
+        # A malformed escape somewhere.
+        return unquote_to_bytes(original[start:end].replace(b"+", b" "))
     return decoded
 
 
+def unquote_plus_bytes(value: bytes) -> bytes:
+    with memoryview(value.translate(_TO_QP)) as translated:
+        return _decode(value, translated, 0, len(value))
+
+
 def parse_urlencoded(body: bytes, *, max_fields: int) -> list[tuple[bytes, bytes]]:
-    """Name/value pairs as bytes, in order; blank values kept, empty pieces skipped."""
+    """Name/value pairs as bytes, in order; blank values kept, empty pieces skipped.
+
+    Fields are found by offset and decoded out of one translated copy of the body, never
+    split or partitioned into copies of their own: a large webhook costs two copies of its
+    body at the peak (the translation and the decoded value) instead of five.
+    """
     if body.count(b"&") >= max_fields:
         raise TooManyFields(f"more than {max_fields} form fields")
     pairs: list[tuple[bytes, bytes]] = []
-    for piece in body.split(b"&"):
-        if not piece:
-            continue
-        name, _, value = piece.partition(b"=")
-        pairs.append((unquote_plus_bytes(name), unquote_plus_bytes(value)))
+    with memoryview(body.translate(_TO_QP)) as translated:
+        start, size = 0, len(body)
+        while start <= size:
+            end = body.find(b"&", start)
+            if end == -1:
+                end = size
+            if end > start:
+                eq = body.find(b"=", start, end)
+                name_end, value_start = (end, end) if eq == -1 else (eq, eq + 1)
+                pairs.append(
+                    (
+                        _decode(body, translated, start, name_end),
+                        _decode(body, translated, value_start, end),
+                    )
+                )
+            start = end + 1
     return pairs

@@ -44,9 +44,12 @@ _BLANK_LINE = re.compile(r"\r?\n\r?\n")
 _MAX_SPF_RESULT_CHARS = 64
 
 
-def parse_inbound(msg: object) -> ParsedEmail:
+def parse_inbound(msg: object, *, consume: bool = False) -> ParsedEmail:
     """Raises UnparseableMessage when `msg` is not an object, when its raw_msg is not a
-    string, or when it has neither a raw_msg nor any field to build a message from."""
+    string, or when it has neither a raw_msg nor any field to build a message from.
+
+    With `consume`, `raw_msg` is taken out of `msg` once it is read (`ParsedEmail.raw` holds
+    the bytes), so a large message's text is not held through the parse."""
     if not isinstance(msg, dict):
         raise UnparseableMessage("the inbound event's msg is not a JSON object")
     raw_msg = msg.get("raw_msg")
@@ -54,6 +57,9 @@ def parse_inbound(msg: object) -> ParsedEmail:
         raise UnparseableMessage("the inbound event's raw_msg is not a string")
     # Blank counts as missing: some senders' fixtures carry `raw_msg: ""`.
     raw = raw_message_bytes(raw_msg) if raw_msg and not raw_msg.isspace() else None
+    if consume and raw is not None:
+        msg.pop("raw_msg", None)
+        del raw_msg
     if raw is not None:
         header, body = _read_raw(raw, msg)
     elif fields.has_content(msg):

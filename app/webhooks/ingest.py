@@ -131,6 +131,8 @@ class GroupCommitter:
             except Exception as exc:
                 logger.error("webhook.flush_crashed", exc_type=type(exc).__name__, exc_info=exc)
                 self._fail(group, exc)
+            # Not held while waiting for the next request: a large batch's payload goes now.
+            del group
 
     def _take(self) -> list[_Waiting]:
         count = size = taken = 0

@@ -49,7 +49,9 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
             if not isinstance(v, UploadFile)
         ]
         return params, sum(len(v) for _, v in params)
-    body = await request.body()
+    # Read without `request.body()`, which keeps the body on the request until it ends: a
+    # large batch's body is dropped as soon as its fields are decoded.
+    body = b"".join([chunk async for chunk in request.stream()])
     return await offload_if_large(len(body), parse_form, body), len(body)
 
 
@@ -80,11 +82,14 @@ async def receive_mandrill_batch(request: Request) -> Response:
         return ack_response(0, 0)
 
     raw_events = await offload_if_large(size, decode_events, params)
+    del params  # a large batch's decoded form is not needed beside its events
     events = await offload_if_large(size, classify_batch, raw_events)
-    result = await store_batch(state.committer, events, received=len(raw_events))
+    received = len(raw_events)
+    del raw_events
+    result = await store_batch(state.committer, events, received=received)
     state.worker.submit(result.accepted_ids)
     # Carried by the request's single access-log line rather than a line of its own.
     structlog.contextvars.bind_contextvars(
-        events=len(raw_events), accepted=len(result.accepted_ids), duplicates=result.duplicates
+        events=received, accepted=len(result.accepted_ids), duplicates=result.duplicates
     )
     return ack_response(len(result.accepted_ids), result.duplicates)

@@ -23,13 +23,14 @@ BLOB_UPLOAD_CONCURRENCY = 8
 
 
 def _load(event: ClaimedEvent) -> dict[str, Any]:
-    if event.payload is None:
+    payload = event.take_payload()
+    if payload is None:
         raise PermanentFailure("the payload was purged; the event cannot be processed again")
     try:
-        data = orjson.loads(event.payload)
+        data = orjson.loads(payload)
     except orjson.JSONDecodeError:
         # What the webhook accepted through the stdlib fallback (lone surrogates, huge numbers).
-        data = json.loads(event.payload)
+        data = json.loads(payload)
     if not isinstance(data, dict):
         raise PermanentFailure("the event is not a JSON object")
     return data
@@ -77,9 +78,11 @@ async def _store_blobs(
 
 
 async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
-    size = len(event.payload or "")
+    size = event.payload_size
     data = await offload_if_large(size, _load, event)
-    parsed = await offload_if_large(size, parse_inbound, data.get("msg"))
+    # Handed over, not shared: the parser drops the raw text once it has the bytes.
+    parsed = await offload_if_large(size, parse_inbound, data.pop("msg", None), consume=True)
+    del data
     raw_key, attachment_keys = await _store_blobs(ctx, parsed, size)
 
     email = Email(

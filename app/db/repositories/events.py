@@ -32,7 +32,7 @@ class NewEvent:
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClaimedEvent:
     id: uuid.UUID
     kind: str
@@ -40,6 +40,16 @@ class ClaimedEvent:
     payload: str | None
     attempts: int
     received_at: datetime
+    payload_size: int = 0
+
+    def __post_init__(self) -> None:
+        self.payload_size = len(self.payload or "")
+
+    def take_payload(self) -> str | None:
+        """Hand the payload over: a large message's text is then freed as soon as the
+        handler has decoded it, rather than held beside every copy made from it."""
+        payload, self.payload = self.payload, None
+        return payload
 
 
 def _claimable(now: datetime, owner: str) -> Any:

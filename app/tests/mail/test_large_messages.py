@@ -94,3 +94,18 @@ def test_a_message_built_to_be_slow_falls_back_to_the_fields() -> None:
     assert time.perf_counter() - started < 3
     assert parsed.text_body == "Mandrill's text"
     assert parsed.raw is not None
+
+
+def test_consuming_parse_hands_the_raw_text_over_and_parses_the_same() -> None:
+    message = EmailMessage()
+    message["Subject"] = "handed over"
+    message.set_content("body text")
+    message.add_attachment(os.urandom(2048), maintype="application", subtype="octet-stream")
+    kept, consumed = inbound(message.as_string()), inbound(message.as_string())
+
+    expected = parse_inbound(kept)
+    parsed = parse_inbound(consumed, consume=True)
+
+    assert "raw_msg" in kept and "raw_msg" not in consumed
+    assert parsed == expected
+    assert parsed.raw == kept["raw_msg"].encode()
