@@ -25,6 +25,7 @@ from app.observability import routes as observability
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
 from app.webhooks.ingest import GroupCommitter
+from app.webhooks.routes import receive_mandrill_batch
 from app.webhooks.routes import router as mandrill_router
 
 API_PREFIX = "/api/v1"
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         api_prefix=API_PREFIX,
         metric_prefixes=[API_PREFIX],
+        shortcuts={("POST", f"{API_PREFIX}{mandrill_router.prefix}"): receive_mandrill_batch},
     )
     return app
 

@@ -79,28 +79,33 @@ class GroupCommitter:
     a 503, and Mailchimp retries them.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, flushers: int = 2) -> None:
         self.engine = engine
+        self.flushers = flushers
         self._waiting: list[_Waiting] = []
+        self._flushing = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing waiting and no statement running
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="kave-ingest-flusher")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"kave-ingest-flusher-{i}")
+            for i in range(self.flushers)
+        ]
 
     async def close(self) -> None:
         """Flush what is waiting, then stop. Requests still being answered are served first:
         the server stops taking requests and finishes the open ones before the lifespan ends."""
-        task, self._task = self._task, None
-        if task is None:
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                 await self._idle.wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._fail(self._waiting, ServiceUnavailable("Kave is shutting down. Retry later."))
         self._waiting = []
 
@@ -108,7 +113,7 @@ class GroupCommitter:
         """Durably insert `events`; returns the ids of those that were new."""
         if not events:
             return []
-        if self._task is None or self._task.done():
+        if not self._tasks or all(task.done() for task in self._tasks):
             raise ServiceUnavailable("Kave is not accepting events right now. Retry later.")
         waiting = _Waiting(
             events, [uuid.uuid4() for _ in events], asyncio.get_running_loop().create_future()
@@ -121,16 +126,20 @@ class GroupCommitter:
     async def _run(self) -> None:
         while True:
             if not self._waiting:
-                self._idle.set()
+                if not self._flushing:
+                    self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             group = self._take()
+            self._flushing += 1
             try:
                 await self._flush(group)
             except Exception as exc:
                 logger.error("webhook.flush_crashed", exc_type=type(exc).__name__, exc_info=exc)
                 self._fail(group, exc)
+            finally:
+                self._flushing -= 1
             # Not held while waiting for the next request: a large batch's payload goes now.
             del group
 
