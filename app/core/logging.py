@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 from typing import Any
 
+import orjson
 import structlog
 from structlog.types import EventDict, Processor
 
@@ -34,6 +36,15 @@ def _redact(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _orjson_dumps(value: Any, **_: Any) -> str:
+    # orjson renders a line several times faster than the stdlib; what it cannot serialise
+    # natively (a custom class) becomes its repr(), as with structlog's own JSON renderer.
+    try:
+        return orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # e.g. an integer wider than 64 bits
+        return json.dumps(value, default=repr)
+
+
 def configure_logging(settings: Settings) -> None:
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -44,7 +55,7 @@ def configure_logging(settings: Settings) -> None:
     ]
     renderer: Processor
     if settings.effective_log_format is LogFormat.JSON:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         shared.append(structlog.processors.format_exc_info)
     else:
         # Plain tracebacks: rich ones print local variables, which can hold secrets and bodies.
