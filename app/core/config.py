@@ -79,6 +79,7 @@ class Settings(BaseSettings):
 
     processing_enabled: bool = True
     worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_batch_size: int = Field(default=16, ge=1, le=500)
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)

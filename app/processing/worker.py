@@ -33,9 +33,6 @@ logger = structlog.get_logger("app.processing.worker")
 
 MAX_QUEUED_HINTS = 10_000
 BACKLOG_POLL_SECONDS = 0.05
-# Events a consumer claims and commits together. Bigger batches save little more and make a
-# slow event (a large message) hold back more of the others' commits.
-MAX_BATCH_EVENTS = 16
 PURGE_INTERVAL_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 RELEASE_TIMEOUT_SECONDS = 5.0
@@ -91,7 +88,7 @@ class EventWorker:
             # Whatever is queued, up to a batch: one claim and one commit for all of it. A
             # lone event is not held back waiting for company.
             batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH_EVENTS and not self._queue.empty():
+            while len(batch) < self.ctx.settings.worker_batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
                 await process_events(self.ctx, batch, HANDLERS)
@@ -119,7 +116,8 @@ class EventWorker:
 
     @property
     def _capacity(self) -> int:
-        return 2 * self.ctx.settings.worker_concurrency * MAX_BATCH_EVENTS - len(self._inflight)
+        settings = self.ctx.settings
+        return 2 * settings.worker_concurrency * settings.worker_batch_size - len(self._inflight)
 
     async def recover_once(self) -> bool:
         """Claim due events up to the free capacity; True if there may be more to take."""

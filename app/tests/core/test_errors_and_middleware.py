@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -141,23 +142,23 @@ async def test_ready_is_503_when_database_is_gone(app: FastAPI, client: httpx.As
         await broken.dispose()
 
 
+@pytest.mark.parametrize("settings_overrides", [{"log_format": "json", "log_level": "INFO"}])
 async def test_access_log_has_one_line_per_request_and_no_path_secret(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import logging
-
-    caplog.set_level(logging.INFO, logger="app.access")
+    capsys.readouterr()
     await client.get("/api/v1/webhooks/mailchimp/audience/audience-token-for-tests")
     await client.get("/health/live")
-    lines = [r.msg for r in caplog.records if r.name == "app.access"]
+    text = capsys.readouterr().err
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = [r for r in records if r.get("logger") == "app.access"]
     assert len(lines) == 2
-    assert all(isinstance(line, dict) for line in lines)
     first, second = lines
     assert first["path"] == "/api/v1/webhooks/mailchimp/audience/***"
     assert first["status"] == 200
     assert second["path"] == "/health/live"
     assert {"method", "path", "status", "duration_ms", "request_id"} <= set(second)
-    assert "audience-token-for-tests" not in caplog.text
+    assert "audience-token-for-tests" not in text
 
 
 async def test_ready_is_503_on_an_unmigrated_database(

@@ -69,7 +69,8 @@ async def test_sigterm_mid_processing_exits_cleanly_and_loses_nothing(
     assert posters.acked == {batch.index for batch in batches}
     await asyncio.to_thread(intake.terminate)
 
-    env = {"WORKER_CONCURRENCY": "1", "LOG_LEVEL": "INFO"}
+    # Batches of 4 (of 16 events): a SIGTERM after the first batch is mid-way through the rest.
+    env = {"WORKER_CONCURRENCY": "1", "WORKER_BATCH_SIZE": "4", "LOG_LEVEL": "INFO"}
     first = await servers.start(
         name="sigterm-first", database_url=throwaway_postgres.url, storage_path=storage, **env
     )

@@ -291,23 +291,20 @@ async def test_storage_outage_is_retried_until_it_comes_back(
     await _clear_tables(migrated_database)
 
 
+@pytest.mark.parametrize("settings_overrides", [{"log_format": "json", "log_level": "INFO"}])
 async def test_one_access_line_carries_the_batch_counts(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import logging
-
-    caplog.set_level(logging.INFO)
+    capsys.readouterr()
     await post_events(client, [message_event("open"), message_event("click")])
-    lines = [
-        r.msg
-        for r in caplog.records
-        if isinstance(r.msg, dict) and r.msg.get("path") == WEBHOOK_PATH
-    ]
+    text = capsys.readouterr().err
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = [r for r in records if r.get("path") == WEBHOOK_PATH]
     assert len(lines) == 1
     assert lines[0]["status"] == 200
     assert (lines[0]["events"], lines[0]["accepted"], lines[0]["duplicates"]) == (2, 2, 0)
-    assert "X-Mandrill-Signature" not in caplog.text
-    assert "mandrill_events" not in caplog.text
+    assert "X-Mandrill-Signature" not in text
+    assert "mandrill_events" not in text
 
 
 def test_outages_never_exhaust_the_attempts() -> None:
