@@ -133,6 +133,15 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
         add("ack_errors", "Kave errors (non-2xx + socket)", _values(k1, "errors"), digits=0)
         dups = [r["repeats"] + r["not_accepted"] for r in k1]
         add("ack_duplicates", "Kave bodies repeated / not accepted", dups, digits=0)
+        cores = k1[0].get("machine_cores", 0) if k1 else 0
+        add("ack_cores", "Kave CPU", _values(k1, "server_cores"), "cores", digits=2)
+        add(
+            "ack_machine_cores",
+            f"machine busy, all processes (of {cores} cores)",
+            _values(k1, "machine_busy_cores"),
+            "cores",
+            digits=2,
+        )
         heading("References (same uvicorn settings; database: one-row commits)")
         fastapi, asgi, dbref = ack["ref_fastapi"], ack["ref_asgi"], ack["ref_db"]
         add(
@@ -173,6 +182,14 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
         heading("Two workers (--workers 2), same load")
         add("ack2_rate", "Kave ack rate, 2 workers", _values(k2, "rate"), "req/s", digits=0)
         add("ack2_p99_ms", "Kave ack p99, 2 workers", _values(k2, "p99_ms"), "ms")
+        add("ack2_cores", "Kave CPU, 2 workers", _values(k2, "server_cores"), "cores", digits=2)
+        add(
+            "ack2_machine_cores",
+            "machine busy, all processes",
+            _values(k2, "machine_busy_cores"),
+            "cores",
+            digits=2,
+        )
         add(
             "ratio_workers",
             "2 workers / 1 worker",

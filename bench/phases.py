@@ -17,7 +17,7 @@ from bench.bodies import Template, Tokens, large_body
 from bench.db import Database
 from bench.load import LoadGenerator, probe
 from bench.refs import database_rate
-from bench.servers import RssSampler, Server, kave_env, reset_peak_rss, rss_kib
+from bench.servers import CpuMeter, RssSampler, Server, kave_env, reset_peak_rss, rss_kib
 
 MIB = 1024 * 1024
 KAVE_APP = "app.main:app"
@@ -134,12 +134,14 @@ class Bench:
                     else:
                         is_kave = name.startswith("kave")
                         bodies = self.bodies_for(expected[name], o.duration) if is_kave else 5000
+                        meter = CpuMeter(servers[name].pid)
                         result = await self.load.run(
                             servers[name].url,
                             connections=o.connections,
                             duration=o.duration,
                             bodies=bodies,
                         )
+                        result.update(meter.read())
                         result["bodies_prepared"] = bodies
                         if is_kave:
                             expected[name] = max(expected[name], 1.5 * result["rate"])

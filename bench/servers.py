@@ -149,6 +149,50 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its live children (uvicorn's worker processes)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(child) for child in children]
+    total = 0
+    for each in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, summed over its cores."""
+    with contextlib.suppress(OSError):
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        total = sum(values) / os.sysconf("SC_CLK_TCK")
+        idle = (values[3] + values[4]) / os.sysconf("SC_CLK_TCK")
+        return total - idle, total
+    return 0.0, 0.0
+
+
+class CpuMeter:
+    """Cores used by a server (its process tree) and by the whole machine over a span."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._server = process_cpu_seconds(pid)
+        self._busy, self._total = machine_busy_seconds()
+        self._started = time.monotonic()
+
+    def read(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self._started, 1e-9)
+        busy, total = machine_busy_seconds()
+        cores = (total - self._total) / wall if total > self._total else 0.0
+        return {
+            "server_cores": (process_cpu_seconds(self.pid) - self._server) / wall,
+            "machine_busy_cores": (busy - self._busy) / wall,
+            "machine_cores": round(cores),
+        }
+
+
 class RssSampler(threading.Thread):
     """Samples VmRSS every `interval` seconds until stopped; keeps the peak."""
 
