@@ -130,6 +130,13 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
         add("ack_p50_ms", "Kave ack p50", _values(k1, "p50_ms"), "ms")
         p99 = _values(k1, "p99_ms")
         add("ack_p99_ms", "Kave ack p99", p99, "ms", target="<= 50 ms", check=at_most(50))
+        if all("server_p99_ms" in r for r in k1):
+            add(
+                "ack_server_p99_ms",
+                "  the same, inside the server (its access log)",
+                _values(k1, "server_p99_ms"),
+                "ms",
+            )
         add("ack_errors", "Kave errors (non-2xx + socket)", _values(k1, "errors"), digits=0)
         dups = [r["repeats"] + r["not_accepted"] for r in k1]
         add("ack_duplicates", "Kave bodies repeated / not accepted", dups, digits=0)

@@ -17,7 +17,15 @@ from bench.bodies import Template, Tokens, large_body
 from bench.db import Database
 from bench.load import LoadGenerator, probe
 from bench.refs import database_rate
-from bench.servers import CpuMeter, RssSampler, Server, kave_env, reset_peak_rss, rss_kib
+from bench.servers import (
+    CpuMeter,
+    RssSampler,
+    Server,
+    kave_env,
+    reset_peak_rss,
+    rss_kib,
+    server_side_latency,
+)
 
 MIB = 1024 * 1024
 KAVE_APP = "app.main:app"
@@ -135,6 +143,7 @@ class Bench:
                         is_kave = name.startswith("kave")
                         bodies = self.bodies_for(expected[name], o.duration) if is_kave else 5000
                         meter = CpuMeter(servers[name].pid)
+                        log_offset = _size(servers[name].log_path)
                         result = await self.load.run(
                             servers[name].url,
                             connections=o.connections,
@@ -142,6 +151,12 @@ class Bench:
                             bodies=bodies,
                         )
                         result.update(meter.read())
+                        if is_kave:
+                            result.update(
+                                server_side_latency(
+                                    servers[name].log_path, log_offset, self.template.path
+                                )
+                            )
                         result["bodies_prepared"] = bodies
                         if is_kave:
                             expected[name] = max(expected[name], 1.5 * result["rate"])
@@ -359,6 +374,13 @@ class Bench:
             await server.astop()
             await self.reset()
         return {"load": load, "py_spy": spy_output.decode(errors="replace")[-2000:]}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _brief(result: dict[str, Any]) -> str:

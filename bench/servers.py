@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -171,6 +172,28 @@ def machine_busy_seconds() -> tuple[float, float]:
         idle = (values[3] + values[4]) / os.sysconf("SC_CLK_TCK")
         return total - idle, total
     return 0.0, 0.0
+
+
+def server_side_latency(log: Path, offset: int, path: str) -> dict[str, float]:
+    """p50/p99 of `path`'s requests as Kave itself timed them (its JSON access lines written
+    after byte `offset` of its log): the time inside the server, without the client's."""
+    durations = []
+    with contextlib.suppress(OSError), log.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if b'"http.request"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("path") == path and isinstance(entry.get("duration_ms"), int | float):
+                    durations.append(float(entry["duration_ms"]))
+    if not durations:
+        return {}
+    durations.sort()
+    return {
+        "server_p50_ms": durations[len(durations) // 2],
+        "server_p99_ms": durations[min(len(durations) - 1, int(len(durations) * 0.99))],
+    }
 
 
 class CpuMeter:
