@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.db.models import EventKind
-from app.db.repositories.events import NewEvent
+from app.db.repositories.new_events import NewEvent
 from app.mail.text import clean_json, clean_text
 from app.webhooks.mandrill import dump_json
 

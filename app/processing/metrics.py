@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from prometheus_client import Counter, Histogram
 
 from app.db.models import EventKind
-from app.db.repositories.events import NewEvent
+from app.db.repositories.new_events import NewEvent
 
 EVENTS_RECEIVED = Counter(
     "kave_events_received_total",

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import ServiceUnavailable
-from app.db.repositories.events import NewEvent, insert_new_events
+from app.db.repositories.new_events import NewEvent, insert_new_events
 from app.processing import metrics
 
 P = ParamSpec("P")

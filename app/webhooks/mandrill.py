@@ -18,7 +18,7 @@ import orjson
 from app.core.errors import InvalidSignature, MalformedPayload
 from app.core.forms import TooManyFields, parse_urlencoded
 from app.db.models import EventKind
-from app.db.repositories.events import NewEvent
+from app.db.repositories.new_events import NewEvent
 from app.mail.parser import extract_message_id
 from app.mail.text import clean_text
 

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from app.db.models import Delivery, EventKind, WebhookEvent
-from app.db.repositories.events import ClaimedEvent, EventRepository, NewEvent, insert_new_events
+from app.db.repositories.events import ClaimedEvent, EventRepository
+from app.db.repositories.new_events import NewEvent, insert_new_events
 from app.processing import handlers as handlers_module
 from app.processing import tasks as tasks_module
 from app.processing.context import ProcessingContext

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.errors import ServiceUnavailable
 from app.db.models import WebhookEvent
-from app.db.repositories.events import NewEvent
+from app.db.repositories.new_events import NewEvent
 from app.db.session import build_ingest_engine
 from app.tests.server_process import free_port
 from app.webhooks.ingest import GroupCommitter, store_batch
