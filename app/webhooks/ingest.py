@@ -69,10 +69,12 @@ def _blames_data(exc: BaseException) -> bool:
 class GroupCommitter:
     """Collects the events of concurrent acknowledgements and inserts them together.
 
-    One flusher task takes everything waiting (up to MAX_GROUP_EVENTS and
+    A free flusher task takes everything waiting (up to MAX_GROUP_EVENTS and
     MAX_GROUP_PAYLOAD_BYTES), inserts it in one autocommit statement and resolves each
-    request's future with the ids that were new. While a statement runs, the next group
-    gathers, so the group size follows the load: one request alone is flushed at once.
+    request's future with the ids that were new. While statements run, the next group
+    gathers, so the group size follows the load: one request alone is flushed at once. Two
+    flushers (the default) let a group go out while the last one commits; more measured no
+    better, with smaller groups.
 
     A group that fails on its data is retried request by request, so one bad request
     cannot fail the others; an unreachable database fails every request in the group with
