@@ -127,17 +127,6 @@ SURROGATE_EVENTS = [
 ]
 
 
-@pytest.mark.parametrize("text", SURROGATE_EVENTS, ids=["inbound", "message", "sync"])
-async def test_accepted_event_with_a_lone_surrogate_is_processed(
-    app: FastAPI, client: httpx.AsyncClient, text: str
-) -> None:
-    body, headers = signed_form(text)
-    response = await client.post(WEBHOOK_PATH, content=body, headers=headers)
-    assert response.json() == {"accepted": 1, "duplicates": 0}
-    await process_everything(app, 1)
-    assert await unexpected_outcomes(app) == []
-
-
 NUL_EVENTS = [
     '[{"event":"open","_id":"n1","ts":1,"msg":{"state":"sent\\u0000","email":"a@b"}}]',
     '[{"event":"click","_id":"n2","ts":1,"url":"https://x/\\u0000","msg":{}}]',
@@ -145,13 +134,20 @@ NUL_EVENTS = [
 ]
 
 
-@pytest.mark.parametrize("text", NUL_EVENTS, ids=["state", "url", "sync"])
-async def test_accepted_event_with_a_nul_is_processed(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    text: str,
-    is_postgres: bool,
-    request: pytest.FixtureRequest,
+@pytest.mark.parametrize(
+    "text",
+    [*SURROGATE_EVENTS, *NUL_EVENTS],
+    ids=[
+        "surrogate-inbound",
+        "surrogate-message",
+        "surrogate-sync",
+        "nul-state",
+        "nul-url",
+        "nul-sync",
+    ],
+)
+async def test_accepted_event_with_a_lone_surrogate_or_a_nul_is_processed(
+    app: FastAPI, client: httpx.AsyncClient, text: str
 ) -> None:
     body, headers = signed_form(text)
     response = await client.post(WEBHOOK_PATH, content=body, headers=headers)
