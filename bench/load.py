@@ -170,6 +170,15 @@ async def _run(args: list[str], *, limit_s: float) -> str:
     return text
 
 
+async def _post(
+    client: httpx.AsyncClient, template: Template, token: str, signature: str
+) -> httpx.Response:
+    """One signed webhook: the body carrying `token`, with its signature."""
+    return await client.post(
+        template.path, content=template.body(token), headers=template.headers(signature)
+    )
+
+
 async def _httpx_load(
     url: str,
     template: Template,
@@ -199,11 +208,7 @@ async def _httpx_load(
                 position += 1
                 sent = time.perf_counter()
                 try:
-                    response = await client.post(
-                        template.path,
-                        content=template.body(tokens[i]),
-                        headers=template.headers(signatures[i]),
-                    )
+                    response = await _post(client, template, tokens[i], signatures[i])
                 except httpx.HTTPError:
                     counts["read"] += 1
                     continue
@@ -250,11 +255,7 @@ async def probe(
 
         async def one(i: int, scheduled: float) -> None:
             try:
-                response = await client.post(
-                    template.path,
-                    content=template.body(tokens[i]),
-                    headers=template.headers(signatures[i]),
-                )
+                response = await _post(client, template, tokens[i], signatures[i])
             except httpx.HTTPError:
                 counts["errors"] += 1
                 return
