@@ -107,6 +107,13 @@ class _Task:
         self.records, self.outcome, self.error = None, _outcome_of(exc), exc
 
 
+def _task(event: ClaimedEvent, handler: Handler, started: float) -> _Task:
+    log = logger.bind(
+        task=handler.__name__, event_id=str(event.id), kind=event.kind, attempt=event.attempts
+    )
+    return _Task(event=event, handler=handler, log=log, started=started)
+
+
 async def _prepare(ctx: ProcessingContext, task: _Task) -> None:
     task.log.debug("event.task.started")  # at INFO, `finished` alone says it all
     try:
@@ -166,20 +173,7 @@ async def process_events(
         logger.warning("event.claim_failed", events=len(event_ids), exc_type=type(exc).__name__)
         return
     started = time.perf_counter()
-    tasks = [
-        _Task(
-            event=event,
-            handler=handlers.get(event.kind, _unknown_kind),
-            log=logger.bind(
-                task=getattr(handlers.get(event.kind), "__name__", "_unknown_kind"),
-                event_id=str(event.id),
-                kind=event.kind,
-                attempt=event.attempts,
-            ),
-            started=started,
-        )
-        for event in events
-    ]
+    tasks = [_task(event, handlers.get(event.kind, _unknown_kind), started) for event in events]
     await asyncio.gather(*(_prepare(ctx, task) for task in tasks))
     prepared = [task for task in tasks if task.records is not None]
     if prepared:
