@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import error_response
 from app.core.request_context import request_id_var
-from app.observability.middleware import RequestMetrics
+from app.observability.requests import RequestMetrics
 
 access_logger = structlog.get_logger("app.access")
 error_logger = structlog.get_logger("app.errors")

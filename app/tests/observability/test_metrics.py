@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.models import WebhookEvent
 from app.db.session import build_session_factory
-from app.observability.middleware import UNKNOWN_PREFIX, UNMATCHED, route_template
+from app.observability.requests import UNKNOWN_PREFIX, UNMATCHED, route_template
 from app.tests.observability.scrape import Scrape
 from app.tests.server_process import free_port
 from app.tests.support import build_message, inbound_event, message_event, post_events, wait_until
