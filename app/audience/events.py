@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from app.db.models import EventKind
 from app.db.repositories.new_events import NewEvent
 from app.mail.text import clean_json, clean_text
-from app.webhooks.mandrill import dump_json
+from app.webhooks.mandrill import canonical_json, dump_json
 
 AUDIENCE_TYPES = frozenset(
     {"subscribe", "unsubscribe", "profile", "upemail", "cleaned", "campaign"}
@@ -106,8 +106,14 @@ def _sha256(*parts: str | None) -> str:
 
 
 def audience_new_event(form: dict[str, Any], fields: AudienceFields) -> NewEvent:
-    """A redelivery of the same event (type, fired_at, list, member or campaign) has one key."""
-    key = _sha256("audience", fields.type, fields.fired_at_raw, fields.list_id, fields.subject)
+    """An identical redelivery has one key; two events of one member in the same second
+    (`fired_at` has whole seconds) with different data, say two profile updates, have two.
+
+    The key is the event's `type`, `fired_at` and whole `data` in one canonical spelling, so
+    the order Mailchimp writes the fields in does not matter.
+    """
+    event = {name: form.get(name) for name in ("type", "fired_at", "data")}
+    key = _sha256("audience/2", canonical_json(event))
     subject = fields.subject[:MESSAGE_KEY_CHARS] if fields.subject else None
     return NewEvent(
         kind=EventKind.AUDIENCE,

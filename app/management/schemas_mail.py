@@ -44,6 +44,7 @@ LIST_ITEM_EXAMPLE: dict[str, Any] = {
     "subject": "Invoice November",
     "from": ADDRESS_EXAMPLE,
     "to": [INBOX_EXAMPLE],
+    "envelope_recipient": "inbox@kave.example.com",
     "received_at": "2026-11-21T10:15:02.123456Z",
     "attachment_count": 1,
 }
@@ -72,6 +73,9 @@ class EmailListItem(BaseModel):
     subject: str | None
     from_: Address | None = Field(alias="from")
     to: list[Address]
+    envelope_recipient: str | None = Field(
+        description="The address Kave received this copy on: one email per receiving address"
+    )
     received_at: datetime
     attachment_count: int
 
@@ -83,6 +87,7 @@ class EmailListItem(BaseModel):
             subject=email.subject,
             from_=_sender(email),
             to=_addresses(email.to),
+            envelope_recipient=email.envelope_recipient,
             received_at=email.received_at,
             attachment_count=attachment_count,
         )

@@ -136,6 +136,39 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=True)
 
 
+def inbound_key(msg: dict[str, Any], message_id: str | None, payload: str) -> str:
+    """(Message-ID, hash of `raw_msg`, receiving address): Mandrill posts one inbound event per
+    receiving address with the same `raw_msg`, so the address is what tells `sales@`'s copy
+    from `support@`'s; a retried batch repeats all three and is one event."""
+    raw = msg.get("raw_msg")
+    content_hash = _sha256(raw) if isinstance(raw, str) and raw else _sha256(payload)
+    recipient = msg.get("email")
+    recipient = recipient.strip().lower() if isinstance(recipient, str) else ""
+    return _sha256("inbound/2", message_id or "", content_hash, recipient)
+
+
+# A message event's own fields: `msg` is left out because its state (opens, clicks,
+# smtp_events) grows between Mailchimp's retries of one batch. A bounce's reason sits in `msg`
+# but belongs to the event, and does not change on a retry.
+_EVENT_OWN_MSG_FIELDS = ("diag", "bounce_description")
+
+
+def message_event_key(event: dict[str, Any], message_key: str | None) -> str:
+    """Every top-level field but `msg` (`_id`, `event`, `ts`, `url`, `ip`, `user_agent`,
+    `location`, and whatever Mailchimp adds), so two clicks on two links in one second are two
+    events and a retry of either is one."""
+    own = {name: value for name, value in event.items() if name != "msg"}
+    msg = event.get("msg")
+    if isinstance(msg, dict):
+        own["msg"] = {f: msg[f] for f in _EVENT_OWN_MSG_FIELDS if msg.get(f) is not None}
+    return _sha256("message/2", str(message_key), canonical_json(own))
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling of a JSON value whatever the key order: the same event hashes the same."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+
 def classify_event(event: Any) -> NewEvent:
     """Kind, type and dedupe key of one event. Never raises: an odd event is kept as `invalid`."""
     payload = dump_json(event)
@@ -149,16 +182,16 @@ def classify_event(event: Any) -> NewEvent:
                 EventKind.INVALID, "inbound", _sha256("invalid", payload), None, payload
             )
         message_id = extract_message_id(msg)
-        raw = msg.get("raw_msg")
-        content_hash = _sha256(raw) if isinstance(raw, str) and raw else _sha256(payload)
-        key = _sha256("inbound", message_id or "", content_hash)
-        return NewEvent(EventKind.INBOUND, "inbound", key, message_id, payload)
+        return NewEvent(
+            EventKind.INBOUND, "inbound", inbound_key(msg, message_id, payload), message_id, payload
+        )
     if isinstance(name, str):
         message_key = mandrill_message_id(event)
-        key = _sha256("message", str(message_key), name, str(event.get("ts")))
+        key = message_event_key(event, message_key)
         return NewEvent(EventKind.MESSAGE, clean_text(name)[:64], key, message_key, payload)
     sync_type = event.get("type")
     if "event" not in event and isinstance(sync_type, str) and sync_type in SYNC_TYPES:
+        # Sync keys are unchanged: the whole event, which carries nothing that grows.
         canonical = json.dumps(event, sort_keys=True, ensure_ascii=True)
         return NewEvent(EventKind.SYNC, sync_type, _sha256("sync", canonical), None, payload)
     return NewEvent(EventKind.INVALID, "unknown", _sha256("invalid", payload), None, payload)

@@ -85,6 +85,7 @@ class EmailRepository(Repository[Email]):
                 Email.from_address,
                 Email.from_name,
                 Email.to,
+                Email.envelope_recipient,
                 Email.received_at,
                 raiseload=True,
             )

@@ -60,6 +60,7 @@ async def test_list_items_newest_first_with_attachment_count(
         "subject": "new",
         "from": {"email": "alice@example.org", "name": "Alice Example"},
         "to": [{"email": "inbox@kave.example.com", "name": None}],
+        "envelope_recipient": None,
         "received_at": "2026-11-20T12:01:00Z",
         "attachment_count": 2,
     }
