@@ -186,7 +186,7 @@ async def test_the_whole_mixed_batch_again_is_all_duplicates(
 
 
 def legacy_inbound_key(event: dict[str, Any]) -> str:
-    """The key Kave gave an inbound event before receiving addresses counted (until 0.9)."""
+    """The key Kave gave an inbound event before receiving addresses counted."""
 
     def sha(*parts: str) -> str:
         h = hashlib.sha256()
