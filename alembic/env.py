@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.core.config import get_settings
-from app.db import models  # noqa: F401  (registers the tables on the metadata)
+from app import models  # noqa: F401  (registers every table on the metadata)
 from app.db.base import Base
 
 config = context.config

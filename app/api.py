@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from app.audience.routes import router as audience_events_router
 from app.audience.webhook import router as audience_webhook_router
+from app.emails.routes import router as emails_router
+from app.events.routes import router as events_router
 from app.mailchimp.routes import router as mailchimp_router
-from app.management.routes_auth import router as auth_router
-from app.management.routes_emails import router as emails_router
-from app.management.routes_events import router as events_router
-from app.management.routes_users import router as users_router
+from app.users.auth import router as auth_router
+from app.users.routes import router as users_router
 
 api_router = APIRouter()
 api_router.include_router(audience_webhook_router)

@@ -21,12 +21,12 @@ from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
 from app.core.ratelimit import build_limiter, rate_limit_exceeded
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
+from app.mandrill.routes import receive_mandrill_batch
+from app.mandrill.routes import router as mandrill_router
 from app.observability import routes as observability
+from app.processing.ingest import GroupCommitter
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
-from app.webhooks.ingest import GroupCommitter
-from app.webhooks.routes import receive_mandrill_batch
-from app.webhooks.routes import router as mandrill_router
 
 API_PREFIX = "/api/v1"
 DISPOSE_TIMEOUT_SECONDS = 5.0

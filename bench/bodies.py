@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 
 import orjson
 
+from app.mandrill.signature import mandrill_signature
 from app.tests.support import WEBHOOK_KEY, WEBHOOK_PATH, WEBHOOK_URL, build_message, inbound_event
-from app.webhooks.mandrill import mandrill_signature
 
 FIELD = "mandrill_events"
 MARKER = "QQQQTOKENQQQQQQQ"  # 16 characters, replaced by the token
@@ -70,7 +70,7 @@ class Template:
         token = "0123456789abcdef"
         expected = mandrill_signature(template.key, template.url, [(FIELD, template.value(token))])
         if template.signatures([token]) != [expected]:
-            raise RuntimeError("bench signatures disagree with app.webhooks.mandrill")
+            raise RuntimeError("bench signatures disagree with app.mandrill.signature")
         return template
 
     @property

@@ -15,10 +15,10 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.db.models import EventKind
-from app.db.repositories.new_events import NewEvent
 from app.mail.text import clean_json, clean_text
-from app.webhooks.mandrill import canonical_json, dump_json
+from app.processing.models import EventKind
+from app.processing.new_events import NewEvent
+from app.processing.payloads import canonical_json, dump_json
 
 AUDIENCE_TYPES = frozenset(
     {"subscribe", "unsubscribe", "profile", "upemail", "cleaned", "campaign"}

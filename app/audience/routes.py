@@ -7,20 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.audience.models import AudienceEvent
+from app.audience.repository import AudienceEventRepository, AudienceFilter
 from app.audience.schemas import AudienceEventOut, AudienceEventPage
-from app.core.deps import SessionDep
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
-from app.db.models import AudienceEvent
-from app.db.repositories.audience import AudienceEventRepository, AudienceFilter
-from app.management.deps import require_scopes
-from app.management.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Position,
-    build_page,
-    decode_cursor,
-)
-from app.management.schemas import QueryText
+from app.core.params import QueryText
+from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
+from app.deps import SessionDep
+from app.users.deps import require_scopes
 
 router = APIRouter(prefix="/audience-events", tags=["audience events"])
 

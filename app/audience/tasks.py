@@ -13,9 +13,9 @@ from app.audience.events import (
     parse_fired_at,
     read_fields,
 )
-from app.db.models import AudienceEvent
-from app.db.repositories.events import ClaimedEvent
+from app.audience.models import AudienceEvent
 from app.processing.context import ProcessingContext
+from app.processing.inbox import ClaimedEvent
 from app.processing.outcomes import EventIgnored, PermanentFailure, Records
 
 # Column widths of audience_events.

@@ -17,10 +17,10 @@ from starlette.exceptions import HTTPException
 from app.audience.events import audience_new_event, read_fields
 from app.audience.forms import parse_php_form
 from app.core.config import Settings
-from app.core.deps import CommitterDep, SettingsDep
 from app.core.errors import ErrorEnvelope, MalformedPayload, NotFound
-from app.webhooks.ingest import offload_if_large, store_batch
-from app.webhooks.schemas import WebhookAck
+from app.deps import CommitterDep, SettingsDep
+from app.mandrill.schemas import WebhookAck
+from app.processing.ingest import offload_if_large, store_batch
 
 router = APIRouter(prefix="/webhooks/mailchimp/audience", tags=["webhooks"])
 logger = structlog.get_logger("app.audience")

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli.runtime import run_with_session
 from app.core.config import Settings
-from app.db.models import EventKind, EventStatus
-from app.db.repositories.events import EventRepository
+from app.processing.inbox import EventRepository
+from app.processing.models import EventKind, EventStatus
 
 
 class ReplayableStatus(StrEnum):

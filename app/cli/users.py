@@ -16,9 +16,9 @@ from app.cli.runtime import load_cli_settings, run_with_session
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import ALL_SCOPES, Scope
-from app.db.models import User
-from app.db.repositories.users import UserRepository
-from app.management import accounts
+from app.users import service as accounts
+from app.users.models import User
+from app.users.repository import UserRepository
 
 EmailOption = Annotated[str, typer.Option("--email", help="The user's email (the login name).")]
 

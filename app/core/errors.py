@@ -1,9 +1,4 @@
-"""The one error tree and the one set of handlers that turn every failure into the envelope.
-
-Every error response looks like
-`{"error": {"code", "message", "details", "request_id"}}` whatever raised it: a domain error,
-request validation, routing (404/405), the body limit (413), the rate limiter (429) or a bug (500).
-"""
+"""Split from app.core.errors."""
 
 from __future__ import annotations
 
@@ -55,30 +50,11 @@ class MalformedPayload(BadRequest):
     message = "The webhook payload is not in the expected format."
 
 
-class UnparseableMessage(AppError):
-    """Raised while processing an event whose message cannot be turned into an email."""
-
-    status_code = 422
-    code = "unparseable_message"
-    message = "The message could not be parsed."
-
-
-class InvalidSignature(AppError):
-    status_code = 401
-    code = "invalid_signature"
-    message = "The webhook signature is missing or does not match."
-
-
 class NotAuthenticated(AppError):
     status_code = 401
     code = "not_authenticated"
     message = "A valid bearer token is required."
     headers = MappingProxyType({"WWW-Authenticate": "Bearer"})
-
-
-class InvalidCredentials(NotAuthenticated):
-    code = "invalid_credentials"
-    message = "Incorrect username or password."
 
 
 class PermissionDenied(AppError):
@@ -91,26 +67,6 @@ class NotFound(AppError):
     status_code = 404
     code = "not_found"
     message = "The requested resource does not exist."
-
-
-class EmailNotFound(NotFound):
-    code = "email_not_found"
-    message = "No email with that id."
-
-
-class AttachmentNotFound(NotFound):
-    code = "attachment_not_found"
-    message = "No attachment with that id."
-
-
-class EventNotFound(NotFound):
-    code = "event_not_found"
-    message = "No event with that id."
-
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
-    message = "No user with that id."
 
 
 class Conflict(AppError):
@@ -136,11 +92,6 @@ class ServiceUnavailable(AppError):
     code = "service_unavailable"
     message = "A backing service is unavailable; retry later."
     headers = MappingProxyType({"Retry-After": "5"})
-
-
-class StorageUnavailable(ServiceUnavailable):
-    code = "storage_unavailable"
-    message = "The blob storage is unavailable; retry later."
 
 
 class UpstreamError(AppError):

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import error_response
+from app.core.http_metrics import RequestMetrics
 from app.core.request_context import request_id_var
-from app.observability.requests import RequestMetrics
 
 access_logger = structlog.get_logger("app.access")
 error_logger = structlog.get_logger("app.errors")

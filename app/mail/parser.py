@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.errors import UnparseableMessage
 from app.mail import fields, mime
+from app.mail.errors import UnparseableMessage
 from app.mail.filenames import sanitize_filename
 from app.mail.headers import MAX_ADDRESS_CHARS, MAX_HEADER_CHARS
 from app.mail.parsed import (

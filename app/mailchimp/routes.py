@@ -7,8 +7,8 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Path, Query, Response
 
-from app.core.deps import SettingsDep
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.deps import SettingsDep
 from app.mailchimp.client import (
     audience_webhook_url,
     create_audience_webhook,
@@ -23,7 +23,7 @@ from app.mailchimp.schemas import (
     webhook_list_out,
     webhook_out,
 )
-from app.management.deps import require_scopes
+from app.users.deps import require_scopes
 
 router = APIRouter(
     prefix="/mailchimp/audience-webhooks",

@@ -1,8 +1,4 @@
-"""HTTP figures, and the event backlog read from the database at scrape time.
-
-Counters live in prometheus-client's default registry (one per process); the backlog gauges
-are computed per scrape in a registry of their own, from the scraped app's database.
-"""
+"""Split from app.observability.metrics."""
 
 from __future__ import annotations
 
@@ -11,27 +7,16 @@ import math
 from dataclasses import dataclass
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.base import utcnow
-from app.db.repositories.events import EventRepository
+from app.processing.inbox import EventRepository
 
 logger = structlog.get_logger("app.observability")
 
-BACKLOG_TIMEOUT_SECONDS = 2.0
 
-HTTP_REQUESTS = Counter(
-    "kave_http_requests_total",
-    "HTTP requests by method, route template and status",
-    ["method", "route", "status"],
-)
-HTTP_REQUEST_SECONDS = Histogram(
-    "kave_http_request_duration_seconds",
-    "Time from the request's arrival to the end of its response",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
+BACKLOG_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from app.audience.tasks import process_audience_event
-from app.db.models import EventKind
+from app.mandrill.tasks import process_delivery, process_inbound, reject_invalid
+from app.processing.models import EventKind
 from app.processing.tasks import Handler
-from app.webhooks.tasks import process_delivery, process_inbound, reject_invalid
 
 HANDLERS: dict[str, Handler] = {
     EventKind.INBOUND: process_inbound,

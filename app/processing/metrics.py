@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
-from app.db.models import EventKind
-from app.db.repositories.new_events import NewEvent
+from app.processing.models import EventKind
+from app.processing.new_events import NewEvent
 
 EVENTS_RECEIVED = Counter(
     "kave_events_received_total",

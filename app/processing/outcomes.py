@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
+from app.audience.models import AudienceEvent
 from app.db.base import Base
-from app.db.models import AudienceEvent, Delivery, Email
-from app.db.repositories.events import ClaimedEvent, EventRepository
+from app.deliveries.models import Delivery
+from app.emails.models import Email
 from app.processing.context import ProcessingContext
+from app.processing.inbox import ClaimedEvent, EventRepository
 
 
 class EventIgnored(Exception):

@@ -24,10 +24,11 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from app.core.errors import ServiceUnavailable, UnparseableMessage
-from app.db.repositories.events import ClaimedEvent, EventRepository
+from app.core.errors import ServiceUnavailable
+from app.mail.errors import UnparseableMessage
 from app.processing import metrics
 from app.processing.context import ProcessingContext
+from app.processing.inbox import ClaimedEvent, EventRepository
 from app.processing.outcomes import (
     EventIgnored,
     LeaseLost,

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.db.base import utcnow
-from app.db.repositories.events import EventRepository
 from app.processing.context import ProcessingContext
 from app.processing.handlers import HANDLERS
+from app.processing.inbox import EventRepository
 from app.processing.tasks import process_events
 from app.storage.base import BlobStore
 

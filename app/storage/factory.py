@@ -5,8 +5,8 @@ from __future__ import annotations
 import structlog
 
 from app.core.config import Settings, StorageBackend
-from app.core.errors import StorageUnavailable
 from app.storage.base import BlobStore
+from app.storage.errors import StorageUnavailable
 from app.storage.local import LocalBlobStore
 from app.storage.s3 import S3BlobStore
 

@@ -14,8 +14,8 @@ import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
-from app.core.errors import StorageUnavailable
 from app.storage.base import DEFAULT_CHUNK_SIZE, BlobNotFound, BlobStream
+from app.storage.errors import StorageUnavailable
 
 # Temporary files start with this so they can never collide with a key's last segment (a hex
 # digest) and a sweeper can recognise leftovers of a crash.

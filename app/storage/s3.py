@@ -23,13 +23,13 @@ from botocore.exceptions import (
 from pydantic import SecretStr
 
 from app.core.config import Settings
-from app.core.errors import StorageUnavailable
 from app.storage.base import (
     DEFAULT_CHUNK_SIZE,
     BlobNotFound,
     BlobStream,
     attachment_content_disposition,
 )
+from app.storage.errors import StorageUnavailable
 
 logger = structlog.get_logger("app.storage.s3")
 

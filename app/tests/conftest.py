@@ -30,7 +30,7 @@ from app.db.base import Base
 from app.main import create_app
 from app.tests.support import WEBHOOK_KEY, WEBHOOK_URL
 
-pytest_plugins = ["app.tests.fixtures.s3"]
+pytest_plugins = ["app.tests.fixtures.s3", "app.tests.fixtures.api"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from app.webhooks.mandrill import mandrill_signature
+from app.mandrill.signature import mandrill_signature
 
 WEBHOOK_URL = "https://kave.example.com/api/v1/webhooks/mailchimp"
 WEBHOOK_PATH = "/api/v1/webhooks/mailchimp"

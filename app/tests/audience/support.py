@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.security import create_access_token
-from app.db.models import User, WebhookEvent
+from app.processing.models import WebhookEvent
 from app.tests.support import wait_until
+from app.users.models import User
 
 TOKEN = "audience-token-for-tests"
 AUDIENCE_PATH = "/api/v1/webhooks/mailchimp/audience"

@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audience.models import AudienceEvent
 from app.core.config import Settings
-from app.db.models import AudienceEvent
 from app.tests.audience.support import (
     CAMPAIGN,
     CLEANED,

@@ -14,7 +14,7 @@ from app.audience.events import (
     parse_fired_at,
     read_fields,
 )
-from app.db.models import EventKind
+from app.processing.models import EventKind
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audience.forms import parse_php_form
-from app.db.models import AudienceEvent, EventKind, EventStatus, WebhookEvent
-from app.db.repositories.events import EventRepository
+from app.audience.models import AudienceEvent
 from app.main import create_app
+from app.processing.inbox import EventRepository
+from app.processing.models import EventKind, EventStatus, WebhookEvent
 from app.tests.audience.support import (
     AUDIENCE_PATH,
     AUDIENCE_URL,

@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import REGISTRY
 
-from app.core.errors import EmailNotFound, register_error_handlers
+from app.core.errors import register_error_handlers
 from app.core.middleware import EdgeMiddleware
+from app.emails.errors import EmailNotFound
 
 PATH = "/api/v1/edge-check"
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.core.errors import EmailNotFound
+from app.emails.errors import EmailNotFound
 from app.tests.support import WEBHOOK_PATH
 
 

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.db.models import Attachment, Email, WebhookEvent
+from app.emails.models import Attachment, Email
+from app.processing.models import WebhookEvent
 from app.tests.observability.scrape import Scrape
 from app.tests.server_process import ServerProcess
 from app.tests.support import WEBHOOK_PATH, build_message, inbound_event, signed_form

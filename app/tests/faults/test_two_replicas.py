@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, tuple_
 
-from app.db.models import Attachment
+from app.emails.models import Attachment
 from app.tests.faults.harness import FaultDatabase, Posters, Servers, local_blobs, make_batches
 from app.tests.faults.harness import scrape as scrape_server
 from app.tests.faults.postgres import ThrowawayPostgres

@@ -9,7 +9,7 @@ from datetime import UTC
 from email.message import EmailMessage
 from typing import Any
 
-from app.mail.parser import ParsedEmail
+from app.mail.parsed import ParsedEmail
 
 CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.mail.parser import ParsedEmail, parse_inbound
+from app.mail.parsed import ParsedEmail
+from app.mail.parser import parse_inbound
 from app.tests.mail.builders import assert_storable, inbound
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "mail"

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from app.core.errors import UnparseableMessage
-from app.mail.parser import Address, extract_message_id, parse_inbound, raw_message_bytes
+from app.mail.errors import UnparseableMessage
+from app.mail.parsed import Address
+from app.mail.parser import extract_message_id, parse_inbound, raw_message_bytes
 from app.tests.mail.builders import assert_storable, inbound, sha256
 
 PNG = base64.b64decode(

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.mail.filenames import fallback_filename
-from app.mail.parser import sanitize_filename
+from app.mail.filenames import fallback_filename, sanitize_filename
 
 
 @pytest.mark.parametrize(

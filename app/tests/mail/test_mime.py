@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from app.mail.parser import Address, parse_inbound
+from app.mail.parsed import Address
+from app.mail.parser import parse_inbound
 from app.mail.text import decode_words
 from app.tests.mail.builders import assert_storable, inbound, sha256
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.core.errors import UnparseableMessage
-from app.mail.parser import ParsedEmail, extract_message_id, parse_inbound
+from app.mail.errors import UnparseableMessage
+from app.mail.parsed import ParsedEmail
+from app.mail.parser import extract_message_id, parse_inbound
 from app.tests.mail.builders import assert_storable
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

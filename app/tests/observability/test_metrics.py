@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.models import WebhookEvent
+from app.core.http_metrics import UNKNOWN_PREFIX, UNMATCHED, route_template
 from app.db.session import build_session_factory
-from app.observability.requests import UNKNOWN_PREFIX, UNMATCHED, route_template
+from app.processing.models import WebhookEvent
 from app.tests.observability.scrape import Scrape
 from app.tests.server_process import free_port
 from app.tests.support import build_message, inbound_event, message_event, post_events, wait_until

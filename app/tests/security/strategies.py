@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from app.webhooks.mandrill import MESSAGE_EVENTS
+from app.mandrill.classify import MESSAGE_EVENTS
 
 # Text as a JSON decoder can hand it over: any code point, lone surrogates and NUL included.
 hostile_chars = (

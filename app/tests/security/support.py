@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.db.models import EventStatus, WebhookEvent
+from app.processing.models import EventStatus, WebhookEvent
 from app.tests.support import wait_until
 
 T = TypeVar("T")

@@ -22,12 +22,13 @@ from jose import jwt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audience.models import AudienceEvent
 from app.core.config import Settings
 from app.core.security import ALL_SCOPES, create_access_token
-from app.db.models import AudienceEvent, WebhookEvent
-from app.db.repositories.users import UserRepository
-from app.tests.management.conftest import PASSWORD, MakeUser, bearer
-from app.tests.management.factories import add_email
+from app.processing.models import WebhookEvent
+from app.tests.emails.factories import add_email
+from app.tests.fixtures.api import PASSWORD, MakeUser, bearer
+from app.users.repository import UserRepository
 
 TOKEN = "/api/v1/auth/token"
 PROTECTED = "/api/v1/emails"

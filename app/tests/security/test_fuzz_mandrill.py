@@ -14,22 +14,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.core.errors import InvalidSignature, MalformedPayload
-from app.db.models import EventKind, WebhookEvent
+from app.core.errors import MalformedPayload
+from app.mandrill.classify import classify_batch, classify_event
+from app.mandrill.errors import InvalidSignature
+from app.mandrill.form import EVENTS_FIELD, decode_events, parse_form
+from app.mandrill.signature import mandrill_signature, verify_mandrill_signature
+from app.processing.models import EventKind, WebhookEvent
 from app.tests.security.strategies import (
     event_lists,
     json_text_with_surrogates,
     json_values,
     surrogate_batches,
-)
-from app.webhooks.mandrill import (
-    EVENTS_FIELD,
-    classify_batch,
-    classify_event,
-    decode_events,
-    mandrill_signature,
-    parse_form,
-    verify_mandrill_signature,
 )
 
 URL = "https://kave.example.com/api/v1/webhooks/mailchimp"

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.db.models import WebhookEvent
+from app.mandrill.signature import mandrill_signature
+from app.processing.models import WebhookEvent
 from app.tests.security.strategies import event_lists, json_text_with_surrogates
 from app.tests.security.support import (
     run_in_thread,
@@ -29,7 +30,6 @@ from app.tests.security.support import (
     wait_settled,
 )
 from app.tests.support import WEBHOOK_KEY, WEBHOOK_PATH, WEBHOOK_URL, signed_form
-from app.webhooks.mandrill import mandrill_signature
 
 HTTP_FUZZ = settings(
     max_examples=150,

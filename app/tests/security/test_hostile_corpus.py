@@ -19,7 +19,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from app.core.config import Settings
-from app.db.models import Attachment, Delivery, Email, WebhookEvent
+from app.deliveries.models import Delivery
+from app.emails.models import Attachment, Email
+from app.mandrill.classify import MESSAGE_EVENTS
+from app.processing.models import WebhookEvent
 from app.tests.security.support import unexpected_outcomes, wait_settled
 from app.tests.support import (
     WEBHOOK_PATH,
@@ -29,7 +32,6 @@ from app.tests.support import (
     post_events,
     signed_form,
 )
-from app.webhooks.mandrill import MESSAGE_EVENTS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MAIL_CORPUS = sorted([*(DATA / "mail").glob("*.eml"), *(DATA / "hostile").glob("*.eml")])

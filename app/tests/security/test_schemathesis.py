@@ -43,12 +43,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.config import Settings
 from app.core.security import ALL_SCOPES, create_access_token
 from app.db.base import Base
-from app.db.models import User
 from app.main import app as module_app
 from app.main import create_app
 from app.tests.audience.mailchimp_double import MailchimpDouble, MailchimpServer
 from app.tests.conftest import make_settings
-from app.tests.management.conftest import password_hash
+from app.tests.fixtures.api import password_hash
 from app.tests.support import (
     WEBHOOK_PATH,
     build_message,
@@ -56,6 +55,7 @@ from app.tests.support import (
     message_event,
     signed_form,
 )
+from app.users.models import User
 
 pytestmark = pytest.mark.slow
 

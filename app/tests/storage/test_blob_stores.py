@@ -16,13 +16,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from app.core.config import Settings
-from app.core.errors import NotFound, StorageUnavailable
+from app.core.errors import NotFound
 from app.storage.base import (
     BlobNotFound,
     BlobStore,
     attachment_content_disposition,
     content_key,
 )
+from app.storage.errors import StorageUnavailable
 from app.storage.factory import build_blob_store
 from app.storage.local import LocalBlobStore
 from app.storage.s3 import S3BlobStore, _s3_errors

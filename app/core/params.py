@@ -1,0 +1,40 @@
+"""Query parameter types and documented error responses shared by the API's routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
+
+
+def error_responses(
+    *statuses: int, extra: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The envelope schema for `statuses` (descriptions from `ERROR_RESPONSES`) and for the
+    `extra` statuses with the given descriptions (which also override the standard ones)."""
+    responses: dict[int, dict[str, Any]] = {s: ERROR_RESPONSES[s] for s in statuses}
+    for status, description in (extra or {}).items():
+        responses[status] = {"model": ErrorEnvelope, "description": description}
+    return {status: responses[status] for status in sorted(responses)}
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A time in a query string; without a zone it is taken as UTC.
+QueryTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _without_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here (422) rather than fail in the driver (500).
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Text from a query string that is compared with database columns.
+QueryText = Annotated[str, AfterValidator(_without_nul)]

@@ -1,0 +1,133 @@
+"""Queries on emails and their attachments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy.orm import load_only
+
+from app.db.repository import Repository
+from app.emails.models import Attachment, Email
+
+
+@dataclass(frozen=True, slots=True)
+class EmailFilters:
+    """Substring filters are case-insensitive; the time range is `[after, before)`."""
+
+    from_contains: str | None = None
+    to_contains: str | None = None
+    subject_contains: str | None = None
+    received_after: datetime | None = None
+    received_before: datetime | None = None
+    has_attachments: bool | None = None
+
+
+def _contains(column: Any, value: str) -> Any:
+    # lower() on both sides works the same on SQLite and PostgreSQL (ILIKE is PostgreSQL only);
+    # autoescape makes % and _ in the value match literally.
+    return func.lower(column).contains(value.lower(), autoescape=True)
+
+
+def _email_filters(stmt: Select[Any], filters: EmailFilters) -> Select[Any]:
+    if filters.from_contains:
+        stmt = stmt.where(_contains(Email.from_address, filters.from_contains))
+    if filters.to_contains:
+        # recipients_text is already lower-cased To + Cc addresses.
+        stmt = stmt.where(
+            or_(
+                Email.recipients_text.contains(filters.to_contains.lower(), autoescape=True),
+                _contains(Email.envelope_recipient, filters.to_contains),
+            )
+        )
+    if filters.subject_contains:
+        stmt = stmt.where(_contains(Email.subject, filters.subject_contains))
+    if filters.received_after is not None:
+        stmt = stmt.where(Email.received_at >= filters.received_after)
+    if filters.received_before is not None:
+        stmt = stmt.where(Email.received_at < filters.received_before)
+    if filters.has_attachments is not None:
+        has_any = exists().where(Attachment.email_id == Email.id)
+        stmt = stmt.where(has_any if filters.has_attachments else not_(has_any))
+    return stmt
+
+
+class EmailRepository(Repository[Email]):
+    model = Email
+
+    async def page(
+        self,
+        filters: EmailFilters,
+        *,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[tuple[Email, int]]:
+        """Newest first by `(received_at, id)`, strictly after the keyset position `after`.
+
+        Only the listed columns are loaded (bodies and headers stay in the database); the
+        attachment count is a correlated subquery, not a stored column.
+        """
+        attachment_count = (
+            select(func.count(Attachment.id))
+            .where(Attachment.email_id == Email.id)
+            .correlate(Email)
+            .scalar_subquery()
+        )
+        stmt = select(Email, attachment_count).options(
+            load_only(
+                Email.id,
+                Email.message_id,
+                Email.subject,
+                Email.from_address,
+                Email.from_name,
+                Email.to,
+                Email.envelope_recipient,
+                Email.received_at,
+                raiseload=True,
+            )
+        )
+        stmt = _email_filters(stmt, filters)
+        if after is not None:
+            at, id_ = after
+            stmt = stmt.where(
+                tuple_(Email.received_at, Email.id)
+                < tuple_(literal(at, Email.received_at.type), literal(id_, Email.id.type))
+            )
+        stmt = stmt.order_by(Email.received_at.desc(), Email.id.desc()).limit(limit)
+        rows = (await self.session.execute(stmt)).all()
+        return [(email, int(count)) for email, count in rows]
+
+    async def count_all(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Email)) or 0)
+
+
+class AttachmentRepository(Repository[Attachment]):
+    model = Attachment
+
+    async def blob_in_use(self, blob_key: str) -> bool:
+        attachment = select(Attachment.id).where(Attachment.blob_key == blob_key).limit(1)
+        raw = select(Email.id).where(Email.raw_blob_key == blob_key).limit(1)
+        return (await self.session.scalar(attachment)) is not None or (
+            await self.session.scalar(raw)
+        ) is not None
+
+    async def list_for_email(self, email_id: uuid.UUID) -> Sequence[Attachment]:
+        return await self.list(
+            select(Attachment).where(Attachment.email_id == email_id).order_by(Attachment.position)
+        )
+
+    async def delete_for_email(self, email_id: uuid.UUID) -> int:
+        result = await self.session.execute(
+            delete(Attachment).where(Attachment.email_id == email_id)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def totals(self) -> tuple[int, int]:
+        """`(number of attachments, their total size in bytes)`."""
+        stmt = select(func.count(Attachment.id), func.coalesce(func.sum(Attachment.size), 0))
+        count, size = (await self.session.execute(stmt)).one()
+        return int(count), int(size)

@@ -1,0 +1,176 @@
+"""Webhook events as stored, replay, Mandrill deliveries and service statistics."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+
+from app.core.params import QueryText, QueryTime, error_responses
+from app.core.security import Scope
+from app.db.base import utcnow
+from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
+from app.deliveries.repository import DeliveryRepository
+from app.deliveries.schemas import DeliveryList, DeliveryOut
+from app.deps import SessionDep
+from app.emails.repository import AttachmentRepository, EmailRepository
+from app.events.errors import EventNotFound
+from app.events.replay import requeue_event
+from app.events.schemas import EventDetail, EventOut, EventPage, EventStats, Stats
+from app.processing.inbox import EventRepository
+from app.processing.models import EventKind, EventStatus
+from app.users.deps import require_scopes
+
+router = APIRouter(tags=["events"])
+
+READ = [require_scopes(Scope.EVENTS_READ)]
+MAX_DELIVERIES = 1000
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    dependencies=READ,
+    responses=error_responses(401, 403, 422, 500, extra={400: "`invalid_cursor`"}),
+    summary="List webhook events, newest first",
+    description="Keyset pagination as for emails. `received_after` is inclusive.",
+)
+async def list_events(
+    session: SessionDep,
+    status: EventStatus | None = None,
+    kind: EventKind | None = None,
+    received_after: QueryTime | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> EventPage:
+    after = decode_cursor("events", cursor) if cursor else None
+    rows = await EventRepository(session).page(
+        status=status.value if status else None,
+        kind=kind.value if kind else None,
+        received_after=received_after,
+        after=(after.received_at, after.id) if after else None,
+        limit=limit + 1,
+    )
+    page = build_page(
+        "events", rows, limit=limit, position_of=lambda e: Position(e.received_at, e.id)
+    )
+    return EventPage(items=[EventOut.of(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+def _parse_payload(payload: str | None) -> Any:
+    if payload is None:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # Stored by the stdlib fallback (lone surrogates orjson refuses); still JSON.
+        return json.loads(payload)
+
+
+@router.get(
+    "/events/{event_id}",
+    response_model=EventDetail,
+    dependencies=READ,
+    responses=error_responses(401, 403, 404, 422, 500),
+    summary="One event: status, attempts, last error, timestamps and optionally its payload",
+)
+async def get_event(
+    event_id: uuid.UUID,
+    session: SessionDep,
+    include_payload: Annotated[
+        bool, Query(description="Include the event as received (may be megabytes)")
+    ] = False,
+) -> EventDetail:
+    events = EventRepository(session)
+    event = await events.get_without_payload(event_id)
+    if event is None:
+        raise EventNotFound()
+    payload = _parse_payload(await events.get_payload(event_id)) if include_payload else None
+    return EventDetail.with_payload(event, payload)
+
+
+@router.post(
+    "/events/{event_id}/replay",
+    response_model=EventOut,
+    status_code=202,
+    dependencies=[require_scopes(Scope.EVENTS_REPLAY)],
+    responses=error_responses(
+        401,
+        403,
+        404,
+        422,
+        500,
+        extra={
+            409: "`event_in_progress` (received or processing), `event_not_replayable` "
+            "(ignored) or `payload_purged`"
+        },
+    ),
+    summary="Process a failed or processed event again",
+    description=(
+        "Puts the event back to `received` with its attempts reset and hands it to the worker. "
+        "Processing is idempotent: a replayed inbound email replaces the earlier copy."
+    ),
+)
+async def replay_event(event_id: uuid.UUID, request: Request, session: SessionDep) -> EventOut:
+    event = await requeue_event(session, event_id)
+    request.app.state.worker.submit([event.id])
+    return EventOut.of(event)
+
+
+@router.get(
+    "/deliveries",
+    response_model=DeliveryList,
+    dependencies=READ,
+    responses=error_responses(401, 403, 422, 500),
+    summary="What happened to a sent message: its Mandrill message and sync events",
+    description=(
+        "The message events (send, open, click, bounce, ...) stored for the Mandrill message "
+        "`_id`, and the sync (deny-list) events of its recipients, in the order they happened. "
+        f"At most {MAX_DELIVERIES}."
+    ),
+)
+async def list_deliveries(
+    session: SessionDep,
+    message_id: Annotated[
+        QueryText, Query(min_length=1, max_length=128, description="Mandrill _id")
+    ],
+) -> DeliveryList:
+    rows = await DeliveryRepository(session).list_for_message(message_id, limit=MAX_DELIVERIES)
+    return DeliveryList(message_id=message_id, items=[DeliveryOut.of(d) for d in rows])
+
+
+@router.get(
+    "/stats",
+    response_model=Stats,
+    dependencies=READ,
+    responses=error_responses(401, 403, 500),
+    summary="Counts of events, emails and attachments, and the age of the backlog",
+)
+async def get_stats(session: SessionDep) -> Stats:
+    events = EventRepository(session)
+    by_status = {status.value: 0 for status in EventStatus}
+    by_kind = {kind.value: 0 for kind in EventKind}
+    matrix: dict[str, dict[str, int]] = {}
+    for status, kind, count in await events.count_by_status_and_kind():
+        by_status[status] = by_status.get(status, 0) + count
+        by_kind[kind] = by_kind.get(kind, 0) + count
+        matrix.setdefault(kind, {})[status] = count
+    unprocessed, oldest = await events.count_unprocessed()
+    attachments, attachment_bytes = await AttachmentRepository(session).totals()
+    return Stats(
+        events=EventStats(
+            by_status=by_status,
+            by_kind=by_kind,
+            by_kind_and_status=matrix,
+            unprocessed=unprocessed,
+            oldest_unprocessed_age_seconds=(
+                max(0.0, (utcnow() - oldest).total_seconds()) if oldest else None
+            ),
+        ),
+        emails=await EmailRepository(session).count_all(),
+        attachments=attachments,
+        attachment_bytes=attachment_bytes,
+    )

@@ -1,0 +1,234 @@
+"""`python -m app.cli` in a subprocess against the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.processing.models import WebhookEvent
+from app.tests.fixtures.api import MakeUser, TokenFor, bearer
+from app.tests.support import post_events, wait_until
+from app.users.models import User
+
+ROOT = Path(__file__).resolve().parents[3]
+SECRET = "cli password: never on the command line"
+
+
+def run_cli(
+    database_url: str, tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_", "SECRET_", "MAILCHIMP_", "STORAGE_"))
+    }
+    env |= {
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "PYTHONPATH": str(ROOT),
+        "STORAGE_LOCAL_PATH": str(tmp_path / "blobs"),
+        "RECOVERY_INTERVAL_SECONDS": "0.1",
+    }
+    argv = [sys.executable, "-m", "app.cli", *args]
+    assert not any(SECRET in arg for arg in argv)
+    return subprocess.run(
+        argv,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # no stray .env file is read
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli(settings: Settings, tmp_path: Path) -> Any:
+    async def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = await asyncio.to_thread(run_cli, settings.database_url, tmp_path, *args, stdin=stdin)
+        assert SECRET not in done.stdout and SECRET not in done.stderr
+        return done
+
+    return run
+
+
+async def users_by_email(session: AsyncSession) -> dict[str, User]:
+    session.expunge_all()
+    users = {u.email: u for u in (await session.scalars(select(User))).all()}
+    await session.commit()
+    return users
+
+
+async def test_create_user_from_stdin_with_all_scopes(
+    cli: Any, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    done = await cli(
+        "create-user", "--email", "Ops@Example.com", "--password-stdin", stdin=SECRET + "\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No --scope given: granting all scopes." in done.stdout
+    assert "Created user ops@example.com" in done.stdout
+    user = (await users_by_email(session))["ops@example.com"]
+    assert user.scopes == [
+        "emails:read",
+        "emails:delete",
+        "events:read",
+        "events:replay",
+        "users:admin",
+    ]
+    assert user.hashed_password.startswith("$argon2id$")
+    token = await client.post(
+        "/api/v1/auth/token", data={"username": "ops@example.com", "password": SECRET}
+    )
+    assert token.status_code == 200
+
+    again = await cli("create-user", "--email", "ops@example.com", "--password-stdin", stdin=SECRET)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+async def test_create_user_with_scopes(cli: Any, session: AsyncSession) -> None:
+    done = await cli(
+        "create-user",
+        "--email",
+        "reader@example.com",
+        "--scope",
+        "events:read",
+        "--scope",
+        "emails:read",
+        "--password-stdin",
+        stdin=SECRET,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "granting all scopes" not in done.stdout
+    user = (await users_by_email(session))["reader@example.com"]
+    assert user.scopes == ["emails:read", "events:read"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "message"),
+    [
+        (["--password-stdin"], "too short\n", 1, "at least 12 characters"),
+        (["--password-stdin"], "", 1, "at least 12 characters"),
+        ([], SECRET, 2, "--password-stdin"),  # no terminal to prompt on
+        (["--scope", "emails:write", "--password-stdin"], SECRET, 2, "emails:write"),
+    ],
+)
+async def test_create_user_refusals(
+    cli: Any, session: AsyncSession, args: list[str], stdin: str, code: int, message: str
+) -> None:
+    done = await cli("create-user", "--email", "x@example.com", *args, stdin=stdin)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert await users_by_email(session) == {}
+
+
+async def test_bad_email_is_a_usage_error(cli: Any) -> None:
+    done = await cli("create-user", "--email", "nobody", "--password-stdin", stdin=SECRET)
+    assert done.returncode == 2
+    assert "name@example.com" in done.stderr
+
+
+async def test_list_and_disable_users(
+    cli: Any,
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    settings: Settings,
+    session: AsyncSession,
+) -> None:
+    empty = await cli("list-users")
+    assert empty.returncode == 0
+    assert "No users yet" in empty.stdout
+
+    admin = await make_user(email="admin@example.com", scopes=["users:admin"])
+    await make_user(email="reader@example.com", scopes=["emails:read"])
+    listing = await cli("list-users")
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == ["id", "email", "active", "created", "(UTC)", "scopes"]
+    assert any("admin@example.com" in line and "users:admin" in line for line in lines)
+    assert any("reader@example.com" in line and "emails:read" in line for line in lines)
+
+    headers = bearer(admin, settings)
+    assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 200
+    done = await cli("disable-user", "--email", "ADMIN@example.com")
+    assert done.returncode == 0, done.stderr
+    assert "Disabled user admin@example.com" in done.stdout
+    assert "no active user has the users:admin scope" in done.stdout
+    assert (await users_by_email(session))["admin@example.com"].is_active is False
+    assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 401
+
+    again = await cli("disable-user", "--email", "admin@example.com")
+    assert "already disabled" in again.stdout
+    unknown = await cli("disable-user", "--email", "ghost@example.com")
+    assert unknown.returncode == 1
+    assert "no user with email ghost@example.com" in unknown.stderr
+
+
+async def test_first_run_hint(cli: Any, make_user: MakeUser, tmp_path: Path) -> None:
+    hint = await cli("first-run-hint")
+    assert hint.returncode == 0
+    assert "create-user --email" in hint.stdout
+    await make_user()
+    quiet = await cli("first-run-hint")
+    assert quiet.returncode == 0
+    assert quiet.stdout == ""
+
+
+async def test_first_run_hint_on_a_database_without_tables(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    done = await asyncio.to_thread(run_cli, url, tmp_path, "first-run-hint")
+    assert done.returncode == 0
+    assert "create-user --email" in done.stdout
+
+
+async def test_replay_failed_events_is_picked_up_by_the_running_server(
+    cli: Any, client: httpx.AsyncClient, session: AsyncSession, token_for: TokenFor
+) -> None:
+    headers = await token_for("events:read")
+    await post_events(client, ["not an object", "neither is this"])
+
+    async def failed() -> list[dict[str, Any]]:
+        response = await client.get("/api/v1/events", headers=headers, params={"status": "failed"})
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def both_failed() -> bool:
+        return len(await failed()) == 2
+
+    await wait_until(both_failed)
+    before = {e["id"]: datetime.fromisoformat(e["failed_at"]) for e in await failed()}
+
+    none = await cli("replay", "--status", "failed", "--kind", "inbound")
+    assert none.returncode == 0, none.stderr
+    assert "Requeued 0 failed inbound event(s)." in none.stdout
+
+    one = await cli("replay", "--status", "failed", "--limit", "1")
+    assert one.returncode == 0, one.stderr
+    assert "Requeued 1 failed event(s)." in one.stdout
+    assert "RECOVERY_INTERVAL_SECONDS" in one.stdout
+
+    async def one_failed_again() -> bool:
+        now = {e["id"]: datetime.fromisoformat(e["failed_at"]) for e in await failed()}
+        return len(now) == 2 and sum(now[i] > before[i] for i in before) == 1
+
+    await wait_until(one_failed_again)
+    session.expunge_all()
+    attempts = (await session.scalars(select(WebhookEvent.attempts))).all()
+    await session.commit()
+    assert sorted(attempts) == [1, 1]
+
+    bad = await cli("replay", "--status", "received")
+    assert bad.returncode == 2
