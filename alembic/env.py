@@ -10,8 +10,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
-from app.core.config import get_settings
 from app import models  # noqa: F401  (registers every table on the metadata)
+from app.core.config import get_settings
 from app.db.base import Base
 
 config = context.config

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.core.errors import ERROR_RESPONSES, ServiceUnavailable
+from app.deps import services
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -39,7 +40,7 @@ def expected_schema_revision() -> str | None:
 
 
 async def _check_database(request: Request) -> str:
-    async with request.app.state.session_factory() as session:
+    async with services(request).session_factory() as session:
         revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
     expected = expected_schema_revision()
     if expected is not None and revision != expected:
@@ -48,7 +49,7 @@ async def _check_database(request: Request) -> str:
 
 
 async def _check_storage(request: Request) -> str:
-    await request.app.state.blob_store.check()
+    await services(request).blob_store.check()
     return "ok"
 
 

@@ -1,4 +1,7 @@
-"""The app factory; `uvicorn app.main:app` serves the module-level app built from the env."""
+"""The app factory: wires the domains' routers and task handlers, the engine and the stores.
+
+`uvicorn app.main:app` serves the module-level app built from the environment.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +12,59 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from slowapi.errors import RateLimitExceeded
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from app import health
-from app.api import api_router
+from app.audience.routes import router as audience_events_router
+from app.audience.tasks import process_audience_event
+from app.audience.webhook import router as audience_webhook_router
 from app.core.config import Settings, load_settings
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
-from app.core.ratelimit import build_limiter, rate_limit_exceeded
+from app.core.params import API_PREFIX
+from app.core.ratelimit import build_limiter
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
-from app.mandrill.routes import receive_mandrill_batch
+from app.deliveries.routes import router as deliveries_router
+from app.deps import Services
+from app.emails.routes import router as emails_router
+from app.events.routes import router as events_router
+from app.mailchimp.routes import router as mailchimp_router
+from app.mandrill.routes import mandrill_shortcut
 from app.mandrill.routes import router as mandrill_router
+from app.mandrill.tasks import process_delivery, process_inbound, reject_invalid
 from app.observability import routes as observability
-from app.processing.ingest import GroupCommitter
+from app.processing.ingest import GroupCommitter, Intake
+from app.processing.models import EventKind
+from app.processing.tasks import Handler
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
+from app.users.auth import router as auth_router
+from app.users.routes import router as users_router
 
-API_PREFIX = "/api/v1"
 DISPOSE_TIMEOUT_SECONDS = 5.0
 logger = structlog.get_logger("app.main")
+
+# The engine runs what the domains register here, by the kind the webhook gave each event.
+HANDLERS: dict[str, Handler] = {
+    EventKind.INBOUND: process_inbound,
+    EventKind.MESSAGE: process_delivery,
+    EventKind.SYNC: process_delivery,
+    EventKind.INVALID: reject_invalid,
+    EventKind.AUDIENCE: process_audience_event,
+}
+# Every router under the API prefix but the Mandrill webhook's, which is included first.
+API_ROUTERS = (
+    audience_webhook_router,
+    audience_events_router,
+    mailchimp_router,
+    auth_router,
+    emails_router,
+    events_router,
+    deliveries_router,
+    users_router,
+)
 
 
 @asynccontextmanager
@@ -39,23 +73,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         engine = build_engine(settings)
         stack.push_async_callback(_dispose_engine, engine)
-        app.state.engine = engine
-        app.state.session_factory = build_session_factory(engine)
+        session_factory = build_session_factory(engine)
         committer = GroupCommitter(build_ingest_engine(engine))
         committer.start()
         stack.push_async_callback(committer.close)
-        app.state.committer = committer
 
         blob_store = await build_blob_store(settings)
         stack.push_async_callback(blob_store.close)
-        app.state.blob_store = blob_store
 
         worker = EventWorker(
             settings=settings,
-            session_factory=app.state.session_factory,
+            session_factory=session_factory,
             blob_store=blob_store,
+            handlers=HANDLERS,
         )
-        app.state.worker = worker
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            session_factory=session_factory,
+            intake=Intake(committer, worker),
+            blob_store=blob_store,
+            worker=worker,
+        )
         if settings.processing_enabled:
             await worker.start()
             stack.push_async_callback(worker.stop)
@@ -103,15 +142,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.limiter = build_limiter(settings)
+    app.state.limiter = build_limiter(settings)  # where slowapi looks for it
     register_error_handlers(app)
-    app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
 
     # First: routes are matched in order, and this is the one Mailchimp hammers.
     app.include_router(mandrill_router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(observability.router)
-    app.include_router(api_router, prefix=API_PREFIX)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
 
     # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
@@ -127,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         api_prefix=API_PREFIX,
         metric_prefixes=[API_PREFIX],
-        shortcuts={("POST", f"{API_PREFIX}{mandrill_router.prefix}"): receive_mandrill_batch},
+        shortcuts=dict([mandrill_shortcut(app, API_PREFIX)]),
     )
     return app
 

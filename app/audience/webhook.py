@@ -18,14 +18,15 @@ from app.audience.events import audience_new_event, read_fields
 from app.audience.forms import parse_php_form
 from app.core.config import Settings
 from app.core.errors import ErrorEnvelope, MalformedPayload, NotFound
-from app.deps import CommitterDep, SettingsDep
-from app.mandrill.schemas import WebhookAck
-from app.processing.ingest import offload_if_large, store_batch
+from app.core.params import API_PREFIX
+from app.core.responses import WebhookAck
+from app.deps import IntakeDep, SettingsDep
+from app.processing.ingest import offload_if_large
 
 router = APIRouter(prefix="/webhooks/mailchimp/audience", tags=["webhooks"])
 logger = structlog.get_logger("app.audience")
 
-AUDIENCE_WEBHOOK_PATH = "/api/v1/webhooks/mailchimp/audience"
+AUDIENCE_WEBHOOK_PATH = f"{API_PREFIX}/webhooks/mailchimp/audience"
 MAX_FORM_FIELDS = 1000
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -115,7 +116,7 @@ async def audience_url_check_head(token: str, settings: SettingsDep) -> Response
     ),
 )
 async def receive_audience_event(
-    token: str, request: Request, committer: CommitterDep, settings: SettingsDep
+    token: str, request: Request, intake: IntakeDep, settings: SettingsDep
 ) -> WebhookAck:
     _require_token(settings, token)
     pairs, size = await _read_pairs(request)
@@ -126,8 +127,7 @@ async def receive_audience_event(
     fields = read_fields(form)
     if fields is None:
         raise MalformedPayload("The form field 'type' is missing or empty.")
-    result = await store_batch(committer, [audience_new_event(form, fields)], received=1)
-    request.app.state.worker.submit(result.accepted_ids)
+    result = await intake.accept([audience_new_event(form, fields)], received=1)
     # Carried by the request's single access-log line rather than a line of its own.
     structlog.contextvars.bind_contextvars(
         audience_type=fields.type[:64],

@@ -38,3 +38,6 @@ def _without_nul(value: str) -> str:
 
 # Text from a query string that is compared with database columns.
 QueryText = Annotated[str, AfterValidator(_without_nul)]
+
+# Every API route is served under this prefix; paths are built from it (or `url_for`).
+API_PREFIX = "/api/v1"

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from app.core.params import API_PREFIX
 from app.emails.models import Attachment, Email
 
-API_PREFIX = "/api/v1"
 EMAIL_ID_EXAMPLE = "0b9d7e38-5f0e-4bb6-9c1c-2f7d1c1e8a41"
 ATTACHMENT_ID_EXAMPLE = "6c2f4a8e-1d3b-4e7a-9f0c-5b8d2e1a7c93"
 

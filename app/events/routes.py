@@ -1,4 +1,4 @@
-"""Webhook events as stored, replay, Mandrill deliveries and service statistics."""
+"""Webhook events as operators see them: the list, one event, replay, and service statistics."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from app.core.params import QueryText, QueryTime, error_responses
+from app.core.params import QueryTime, error_responses
 from app.core.security import Scope
 from app.db.base import utcnow
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
-from app.deliveries.repository import DeliveryRepository
-from app.deliveries.schemas import DeliveryList, DeliveryOut
-from app.deps import SessionDep
+from app.deps import SessionDep, WorkerDep
 from app.emails.repository import AttachmentRepository, EmailRepository
 from app.events.errors import EventNotFound
 from app.events.replay import requeue_event
@@ -27,7 +25,6 @@ from app.users.deps import require_scopes
 router = APIRouter(tags=["events"])
 
 READ = [require_scopes(Scope.EVENTS_READ)]
-MAX_DELIVERIES = 1000
 
 
 @router.get(
@@ -114,32 +111,10 @@ async def get_event(
         "Processing is idempotent: a replayed inbound email replaces the earlier copy."
     ),
 )
-async def replay_event(event_id: uuid.UUID, request: Request, session: SessionDep) -> EventOut:
+async def replay_event(event_id: uuid.UUID, session: SessionDep, worker: WorkerDep) -> EventOut:
     event = await requeue_event(session, event_id)
-    request.app.state.worker.submit([event.id])
+    worker.submit([event.id])
     return EventOut.of(event)
-
-
-@router.get(
-    "/deliveries",
-    response_model=DeliveryList,
-    dependencies=READ,
-    responses=error_responses(401, 403, 422, 500),
-    summary="What happened to a sent message: its Mandrill message and sync events",
-    description=(
-        "The message events (send, open, click, bounce, ...) stored for the Mandrill message "
-        "`_id`, and the sync (deny-list) events of its recipients, in the order they happened. "
-        f"At most {MAX_DELIVERIES}."
-    ),
-)
-async def list_deliveries(
-    session: SessionDep,
-    message_id: Annotated[
-        QueryText, Query(min_length=1, max_length=128, description="Mandrill _id")
-    ],
-) -> DeliveryList:
-    rows = await DeliveryRepository(session).list_for_message(message_id, limit=MAX_DELIVERIES)
-    return DeliveryList(message_id=message_id, items=[DeliveryOut.of(d) for d in rows])
 
 
 @router.get(

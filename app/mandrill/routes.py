@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
-from app.core.config import Settings
 from app.core.errors import ErrorEnvelope
+from app.core.middleware import Endpoint
+from app.core.responses import WebhookAck, ack_response
+from app.deps import services
 from app.mandrill.classify import classify_batch
 from app.mandrill.form import FormParams, decode_events, parse_form
-from app.mandrill.schemas import WebhookAck, ack_response
 from app.mandrill.signature import verify_mandrill_signature
-from app.processing.ingest import offload_if_large, store_batch
+from app.processing.ingest import offload_if_large
 
 router = APIRouter(prefix="/webhooks/mailchimp", tags=["webhooks"])
 logger = structlog.get_logger("app.mandrill")
@@ -64,8 +68,8 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
 async def receive_mandrill_batch(request: Request) -> Response:
     # The hottest route: no dependencies to solve and no response model to validate (each
     # showed in its profile); what it needs is on app.state, and the answer is two integers.
-    state = request.app.state
-    settings: Settings = state.settings
+    kave = services(request)
+    settings = kave.settings
     params, size = await _read_params(request)
     authentic = verify_mandrill_signature(
         signature=request.headers.get("x-mandrill-signature"),
@@ -82,10 +86,58 @@ async def receive_mandrill_batch(request: Request) -> Response:
     events = await offload_if_large(size, classify_batch, raw_events)
     received = len(raw_events)
     del raw_events
-    result = await store_batch(state.committer, events, received=received)
-    state.worker.submit(result.accepted_ids)
+    result = await kave.intake.accept(events, received=received)
     # Carried by the request's single access-log line rather than a line of its own.
     structlog.contextvars.bind_contextvars(
         events=received, accepted=len(result.accepted_ids), duplicates=result.duplicates
     )
     return ack_response(len(result.accepted_ids), result.duplicates)
+
+
+class ShortcutUnsafe(RuntimeError):
+    """The edge shortcut would skip something the declared route has gained."""
+
+
+def _declared_route(app: FastAPI, path: str) -> tuple[APIRoute, list[Any]]:
+    """The webhook's POST route as the app serves it, and the dependencies its include adds."""
+    for candidate in app.router.routes:
+        if isinstance(candidate, APIRoute):
+            if candidate.path == path and "POST" in (candidate.methods or ()):
+                return candidate, []
+            continue
+        # FastAPI 0.165 includes routers lazily: the route is the router's, the prefix and any
+        # dependencies given to include_router are the include's.
+        context = getattr(candidate, "include_context", None)
+        if getattr(candidate, "original_router", None) is not router or context is None:
+            continue
+        for route in router.routes:
+            if (
+                isinstance(route, APIRoute)
+                and f"{context.prefix}{route.path}" == path
+                and "POST" in (route.methods or ())
+            ):
+                return route, list(context.dependencies)
+    raise ShortcutUnsafe(f"no POST route at {path} to serve through the edge shortcut")
+
+
+def mandrill_shortcut(app: FastAPI, prefix: str) -> tuple[tuple[str, str], Endpoint]:
+    """The edge serves this route past FastAPI's routing (+18% acks/s). Build the shortcut from
+    the route as declared, and refuse to start if the route has gained what the shortcut would
+    skip: a dependency (its own, its router's, its include's or the app's), a route class of its
+    own, a path parameter, another endpoint."""
+    path = f"{prefix}{router.prefix}"
+    route, include_dependencies = _declared_route(app, path)
+    problems = []
+    if route.endpoint is not receive_mandrill_batch:
+        problems.append(f"its endpoint is {route.endpoint.__name__}, not receive_mandrill_batch")
+    if route.dependant.dependencies or route.dependencies or include_dependencies:
+        problems.append("it has dependencies, which the shortcut would not solve")
+    if app.router.dependencies:
+        problems.append("the app has dependencies, which the shortcut would not solve")
+    if type(route) is not APIRoute:
+        problems.append(f"it uses the route class {type(route).__name__}")
+    if route.param_convertors:
+        problems.append("it has path parameters")
+    if problems:
+        raise ShortcutUnsafe(f"the webhook shortcut at {path} is unsafe: " + "; ".join(problems))
+    return ("POST", path), route.endpoint

@@ -11,6 +11,7 @@ import orjson
 
 from app.deliveries.models import Delivery
 from app.emails.models import Attachment, Email
+from app.mail.errors import UnparseableMessage
 from app.mail.parsed import ParsedEmail
 from app.mail.parser import parse_inbound
 from app.mail.text import clean_json, clean_text
@@ -84,7 +85,10 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
     size = event.payload_size
     data = await offload_if_large(size, _load, event)
     # Handed over, not shared: the parser drops the raw text once it has the bytes.
-    parsed = await offload_if_large(size, parse_inbound, data.pop("msg", None), consume=True)
+    try:
+        parsed = await offload_if_large(size, parse_inbound, data.pop("msg", None), consume=True)
+    except UnparseableMessage as exc:
+        raise PermanentFailure(str(exc)) from exc
     del data
     raw_key, attachment_keys = await _store_blobs(ctx, parsed, size)
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import SecretStr
 
-from app.core.config import Settings
 from app.core.errors import NotAuthenticated
+from app.deps import services
 from app.observability.metrics import backlog_registry, read_backlog
 
 # Not rate-limited on purpose: a scraper polls it on a fixed interval.
@@ -28,8 +28,8 @@ def _require_token(request: Request, expected: SecretStr | None) -> None:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    _require_token(request, settings.metrics_token)
-    backlog = await read_backlog(request.app.state.session_factory)
+    kave = services(request)
+    _require_token(request, kave.settings.metrics_token)
+    backlog = await read_backlog(kave.session_factory)
     body = generate_latest(REGISTRY) + generate_latest(backlog_registry(backlog))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,12 +5,13 @@ The acknowledgement's insert lives in `new_events.py`."""
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import defer
 
 from app.db.base import utcnow
@@ -125,6 +126,18 @@ class EventRepository(Repository[WebhookEvent]):
             .execution_options(synchronize_session=False)
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def replace_records(
+        self, items: Sequence[tuple[uuid.UUID, type[Any], Sequence[Any]]]
+    ) -> None:
+        """Put each event's new rows in place of what its table held for the event before."""
+        by_model: dict[type[Any], list[uuid.UUID]] = defaultdict(list)
+        for event_id, model, _ in items:
+            by_model[model].append(event_id)
+        for model, event_ids in by_model.items():
+            await self.session.execute(delete(model).where(model.event_id.in_(event_ids)))
+        for _, _, rows in items:
+            self.session.add_all(rows)
 
     async def _finish(self, event_id: uuid.UUID, owner: str, **values: Any) -> bool:
         """Apply an outcome only while we still hold the lease (a fence against a late worker)."""

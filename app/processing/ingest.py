@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -204,3 +204,21 @@ async def store_batch(
     result = IngestResult(accepted_ids=ids, duplicates=received - len(ids))
     metrics.observe_stored(events, stored=len(ids), duplicates=result.duplicates)
     return result
+
+
+class _Submits(Protocol):
+    def submit(self, event_ids: Iterable[uuid.UUID]) -> None: ...
+
+
+class Intake:
+    """Store, then hand to the worker: what every webhook does once its events are authentic."""
+
+    def __init__(self, committer: GroupCommitter, worker: _Submits) -> None:
+        self.committer = committer
+        self.worker = worker
+
+    async def accept(self, events: Sequence[NewEvent], *, received: int) -> IngestResult:
+        """Durable when this returns (a database failure is a 503); the new ids are queued."""
+        result = await store_batch(self.committer, events, received=received)
+        self.worker.submit(result.accepted_ids)
+        return result

@@ -1,41 +1,48 @@
-"""How a task says what happened, and how what it produced is committed."""
+"""How a task says what happened, and how what it produced is committed.
+
+A handler returns `Records` or raises one of the `TaskOutcome` exceptions; anything else it
+raises is treated as retryable (an outage, a bug that a fix and a replay will cure).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete
-
-from app.audience.models import AudienceEvent
-from app.db.base import Base
-from app.deliveries.models import Delivery
-from app.emails.models import Email
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent, EventRepository
 
 
-class EventIgnored(Exception):
-    """An authentic event Kave deliberately does nothing with."""
+class TaskOutcome(Exception):
+    """A task ending other than with records; the subclass says what the engine does next."""
 
 
-class PermanentFailure(Exception):
+class EventIgnored(TaskOutcome):
+    """An authentic event Kave deliberately does nothing with: `ignored`."""
+
+
+class PermanentFailure(TaskOutcome):
     """Retrying cannot help (the event itself is wrong): straight to `failed`."""
 
 
-class LeaseLost(Exception):
+class RetryableFailure(TaskOutcome):
+    """Worth another attempt later, with backoff, until the attempts run out."""
+
+
+class LeaseLost(TaskOutcome):
     """Another worker took the event over (our lease expired); our writes were rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
 class Records:
-    """What processing one event writes. `rows` replace whatever `model` already holds for
-    the event: a replayed event's earlier rows go in the same transaction."""
+    """What processing one event writes. `rows` replace whatever `model` (a table with an
+    `event_id` column) already holds for the event: a replayed event's earlier rows go in the
+    same transaction."""
 
-    model: type[Email] | type[Delivery] | type[AudienceEvent]
-    rows: Sequence[Base]
+    model: type[Any]
+    rows: Sequence[Any]
 
 
 async def commit_processed(
@@ -48,17 +55,11 @@ async def commit_processed(
     few statements instead of a handful of each per event.
     """
     async with ctx.session_factory() as session:
-        owned = await EventRepository(session).mark_processed(
-            [event.id for event, _ in items], owner=ctx.owner
-        )
-        kept = [(event, records) for event, records in items if event.id in owned]
-        replaced: dict[type[Email] | type[Delivery] | type[AudienceEvent], list[uuid.UUID]]
-        replaced = defaultdict(list)
-        for event, records in kept:
-            replaced[records.model].append(event.id)
-        for model, event_ids in replaced.items():
-            await session.execute(delete(model).where(model.event_id.in_(event_ids)))
-        for _, records in kept:
-            session.add_all(records.rows)
+        events = EventRepository(session)
+        owned = await events.mark_processed([event.id for event, _ in items], owner=ctx.owner)
+        kept = [
+            (event.id, records.model, records.rows) for event, records in items if event.id in owned
+        ]
+        await events.replace_records(kept)
         await session.commit()
     return owned

@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,6 @@ import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from app.core.errors import ServiceUnavailable
-from app.mail.errors import UnparseableMessage
 from app.processing import metrics
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent, EventRepository
@@ -34,6 +33,7 @@ from app.processing.outcomes import (
     LeaseLost,
     PermanentFailure,
     Records,
+    TaskOutcome,
     commit_processed,
 )
 
@@ -50,6 +50,9 @@ def retry_delay(attempts: int, *, base: float, cap: float) -> float:
 
 
 def _describe(exc: BaseException) -> str:
+    # A domain error a handler turned into an outcome is named as itself (its own type says more).
+    if isinstance(exc, TaskOutcome) and exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(exc)
     return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:MAX_ERROR_CHARS]
 
@@ -64,7 +67,7 @@ def _outcome_of(exc: Exception) -> str:
         return "lease_lost"
     if isinstance(exc, EventIgnored):
         return "ignored"
-    if isinstance(exc, PermanentFailure | UnparseableMessage):
+    if isinstance(exc, PermanentFailure):
         return "failed"
     return "error"  # every other failure is retried
 
@@ -161,7 +164,7 @@ async def _finish(ctx: ProcessingContext, task: _Task) -> None:
 
 
 async def process_events(
-    ctx: ProcessingContext, event_ids: Sequence[uuid.UUID], handlers: dict[str, Handler]
+    ctx: ProcessingContext, event_ids: Sequence[uuid.UUID], handlers: Mapping[str, Handler]
 ) -> None:
     """Claim the events and run their handlers. Events someone else has are skipped."""
     try:

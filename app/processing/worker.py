@@ -15,7 +15,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 import structlog
@@ -24,9 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.db.base import utcnow
 from app.processing.context import ProcessingContext
-from app.processing.handlers import HANDLERS
 from app.processing.inbox import EventRepository
-from app.processing.tasks import process_events
+from app.processing.tasks import Handler, process_events
 from app.storage.base import BlobStore
 
 logger = structlog.get_logger("app.processing.worker")
@@ -45,7 +44,10 @@ class EventWorker:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         blob_store: BlobStore,
+        handlers: Mapping[str, Handler],
     ) -> None:
+        # Handed in by the app: the engine runs whatever the domains register, by event kind.
+        self.handlers = dict(handlers)
         owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.ctx = ProcessingContext(settings, session_factory, blob_store, owner)
         self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
@@ -91,7 +93,7 @@ class EventWorker:
             while len(batch) < self.ctx.settings.worker_batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await process_events(self.ctx, batch, HANDLERS)
+                await process_events(self.ctx, batch, self.handlers)
             except Exception as exc:
                 logger.error("worker.consume_failed", exc_type=type(exc).__name__, exc_info=exc)
             finally:

@@ -207,7 +207,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         yield s
 
 

@@ -11,12 +11,13 @@ from fastapi import Depends, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.core.errors import NotAuthenticated, PermissionDenied
+from app.core.params import API_PREFIX
 from app.core.security import SCOPES, decode_access_token
 from app.deps import SessionDep, SettingsDep
 from app.users.models import User
 from app.users.repository import UserRepository
 
-TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a path, not a password)
+TOKEN_URL = f"{API_PREFIX}/auth/token"  # a path, not a password
 
 logger = structlog.get_logger("app.users.auth")
 

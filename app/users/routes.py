@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from app.core.params import error_responses
+from app.core.params import API_PREFIX, error_responses
 from app.deps import SessionDep
 from app.users import service as accounts
 from app.users.deps import AdminUser
@@ -43,7 +43,7 @@ async def create_user(
     user = await accounts.create_user(
         session, email=body.email, password=body.password.get_secret_value(), scopes=body.scopes
     )
-    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    response.headers["Location"] = f"{API_PREFIX}/users/{user.id}"
     return UserOut.of(user)
 
 

@@ -149,7 +149,7 @@ async def settled_statuses(app: FastAPI, expected: int) -> dict[str, int]:
     """Wait until `expected` events reached a final status; the statuses by count."""
 
     async def statuses() -> dict[str, int]:
-        async with app.state.session_factory() as s:
+        async with app.state.services.session_factory() as s:
             rows = await s.execute(
                 select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
             )

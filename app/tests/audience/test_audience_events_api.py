@@ -33,7 +33,7 @@ async def received(app: FastAPI, client: httpx.AsyncClient) -> list[AudienceEven
     for pairs in [*ALL, replace(SUBSCRIBE, **{"data[list_id]": "0000000000"})]:
         assert (await post_audience(client, pairs)).json()["accepted"] == 1
     assert await settled_statuses(app, len(ALL) + 1) == {"processed": len(ALL) + 1}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = await s.scalars(
             select(AudienceEvent).order_by(AudienceEvent.created_at.desc(), AudienceEvent.id.desc())
         )

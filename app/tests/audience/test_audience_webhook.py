@@ -43,12 +43,12 @@ from app.tests.support import wait_until
 
 
 async def audience_rows(app: FastAPI) -> list[AudienceEvent]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         return list((await s.scalars(select(AudienceEvent))).all())
 
 
 async def only_event(app: FastAPI) -> WebhookEvent:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         return (await s.scalars(select(WebhookEvent))).one()
 
 
@@ -369,10 +369,10 @@ async def test_replay_rewrites_the_row_instead_of_adding_one(
     await settled_statuses(app, 1)
     [first] = await audience_rows(app)
     event = await only_event(app)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         assert await EventRepository(s).requeue(event.id)
         await s.commit()
-    app.state.worker.submit([event.id])
+    app.state.services.worker.submit([event.id])
 
     async def reprocessed() -> bool:
         e = await only_event(app)

@@ -6,6 +6,7 @@ so each test can show exactly what the client sent: method, path, basic auth, JS
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -226,11 +227,19 @@ async def test_validation_errors_from_mailchimp_keep_their_field_errors(
     assert detail["errors"] == [{"field": "url", "message": "URL already exists"}]
 
 
+def use_settings(app: Any, settings: Any) -> None:
+    """Requests from here on see `settings` (the app reads them from its services)."""
+    app.state.services = dataclasses.replace(app.state.services, settings=settings)
+
+
 async def test_a_wrong_api_key_is_reported_without_the_key(
     app: Any, client: httpx.AsyncClient, mailchimp: MailchimpDouble, admin: dict[str, str]
 ) -> None:
-    app.state.settings = with_mailchimp(
-        app.state.settings, mailchimp, mailchimp_api_key=SecretStr("wrong-key-us19")
+    use_settings(
+        app,
+        with_mailchimp(
+            app.state.settings, mailchimp, mailchimp_api_key=SecretStr("wrong-key-us19")
+        ),
     )
     response = await client.get(HOOKS_PATH, params={"list_id": LIST_ID}, headers=admin)
     assert response.status_code == 502
@@ -243,7 +252,7 @@ async def test_unreachable_mailchimp_is_502(
     app: Any, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     closed = "http://127.0.0.1:9/3.0"  # nothing listens on port 9
-    app.state.settings = with_mailchimp(app.state.settings, None, mailchimp_api_base_url=closed)
+    use_settings(app, with_mailchimp(app.state.settings, None, mailchimp_api_base_url=closed))
     response = await client.get(HOOKS_PATH, params={"list_id": LIST_ID}, headers=admin)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "mailchimp_unreachable"
@@ -264,7 +273,7 @@ async def test_missing_configuration_is_a_clear_503(
     admin: dict[str, str],
     changes: dict[str, Any],
 ) -> None:
-    app.state.settings = with_mailchimp(app.state.settings, mailchimp, **changes)
+    use_settings(app, with_mailchimp(app.state.settings, mailchimp, **changes))
     response = await client.post(
         HOOKS_PATH, json={"list_id": LIST_ID, "url": "https://kave.example.com"}, headers=admin
     )

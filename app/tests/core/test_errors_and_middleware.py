@@ -131,14 +131,14 @@ async def test_ready_is_503_when_database_is_gone(app: FastAPI, client: httpx.As
     broken = build_engine(
         app.state.settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"
     )
-    original = app.state.session_factory
-    app.state.session_factory = build_session_factory(broken)
+    original = app.state.services.session_factory
+    app.state.services.session_factory = build_session_factory(broken)
     try:
         error = assert_envelope(await client.get("/health/ready"), 503, "service_unavailable")
         assert {"check": "database", "status": "unavailable"} in error["details"]
         assert {"check": "storage", "status": "ok"} in error["details"]
     finally:
-        app.state.session_factory = original
+        app.state.services.session_factory = original
         await broken.dispose()
 
 
@@ -167,11 +167,11 @@ async def test_ready_is_503_on_an_unmigrated_database(
     from app.db.session import build_engine, build_session_factory
 
     empty = build_engine(app.state.settings, database_url=f"sqlite+aiosqlite:///{tmp_path}/e.db")
-    original = app.state.session_factory
-    app.state.session_factory = build_session_factory(empty)
+    original = app.state.services.session_factory
+    app.state.services.session_factory = build_session_factory(empty)
     try:
         error = assert_envelope(await client.get("/health/ready"), 503, "service_unavailable")
         assert {"check": "database", "status": "unavailable"} in error["details"]
     finally:
-        app.state.session_factory = original
+        app.state.services.session_factory = original
         await empty.dispose()

@@ -21,7 +21,7 @@ async def reader(token_for: TokenFor) -> dict[str, str]:
 
 @pytest.fixture
 def store(app: FastAPI) -> BlobStore:
-    blob_store: BlobStore = app.state.blob_store
+    blob_store: BlobStore = app.state.services.blob_store
     return blob_store
 
 

@@ -43,7 +43,7 @@ async def test_stream_and_presigned_redirect(
     data = os.urandom(70_000)
     email = await add_email(
         session,
-        s3_app.state.blob_store,
+        s3_app.state.services.blob_store,
         attachments=[("Grüße.pdf", "application/pdf", data)],
     )
     [attachment_id] = await attachment_ids(session, email.id)

@@ -30,7 +30,7 @@ async def reader(token_for: TokenFor) -> dict[str, str]:
 
 @pytest.fixture
 def store(app: FastAPI) -> BlobStore:
-    blob_store: BlobStore = app.state.blob_store
+    blob_store: BlobStore = app.state.services.blob_store
     return blob_store
 
 
@@ -320,15 +320,15 @@ async def test_delete_also_purges_the_webhook_payload(
     assert (await post_events(client, [inbound_event()])).json()["accepted"] == 1
 
     async def processed() -> bool:
-        async with app.state.session_factory() as s:
+        async with app.state.services.session_factory() as s:
             return (await s.scalar(select(WebhookEvent.status))) == "processed"
 
     await wait_until(processed)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         email_id = await s.scalar(select(Email.id))
     headers = await token_for("emails:read", "emails:delete", "events:read")
     assert (await client.delete(f"{EMAILS}/{email_id}", headers=headers)).status_code == 204
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         event = (await s.scalars(select(WebhookEvent))).one()
     assert event.payload is None
     assert event.payload_purged_at is not None

@@ -48,7 +48,7 @@ async def test_one_message_to_two_addresses_is_two_emails(
     assert one_more.json() == {"accepted": 0, "duplicates": 1}
 
     assert await wait_settled(app, 2) == {"processed": 2}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         emails = (await s.scalars(select(Email).order_by(Email.envelope_recipient))).all()
     assert [e.envelope_recipient for e in emails] == [
         "sales@kave.example.com",
@@ -116,7 +116,7 @@ async def test_two_clicks_in_one_second_are_two_events(
     assert (await post_events(client, retried)).json() == {"accepted": 0, "duplicates": 2}
 
     assert await wait_settled(app, 2) == {"processed": 2}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         urls = (await s.scalars(select(Delivery.url).order_by(Delivery.url))).all()
     assert urls == ["https://example.org/a", "https://example.org/b"]
 
@@ -163,7 +163,7 @@ async def test_two_profile_updates_in_one_second_are_two_events(
     assert (await post_audience(client, shuffled)).json() == {"accepted": 0, "duplicates": 1}
 
     await wait_settled(app, 2)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         names = (await s.scalars(select(AudienceEvent.data))).all()
     assert sorted(d["merges"]["FNAME"] for d in names) == ["Mailchimp", "Renamed"]
 
@@ -225,6 +225,6 @@ async def test_a_batch_received_before_the_upgrade_and_retried_after_is_not_lost
     assert retried.json() == {"accepted": 1, "duplicates": 0}
     assert (await post_events(client, [event])).json() == {"accepted": 0, "duplicates": 1}
     assert await wait_settled(app, 2) == {"processed": 2}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         assert await count(s, WebhookEvent) == 2
         assert len((await s.scalars(select(Email))).all()) == 2

@@ -36,7 +36,7 @@ async def count(session: AsyncSession, model: Any, *where: Any) -> int:
 
 
 async def statuses(app: FastAPI) -> dict[str, int]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = await s.execute(
             select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
         )
@@ -106,7 +106,7 @@ async def test_captured_real_batch_is_accepted_and_one_changed_byte_is_401(
     assert bad.status_code == 401
     assert bad.json()["error"]["code"] == "invalid_signature"
     await wait_settled(app, body["accepted"])
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         deliveries = (await s.scalars(select(Delivery))).all()
     assert {d.event_type for d in deliveries} == {"click"}
     assert {d.message_id for d in deliveries} == {"exampleaaaaaaaaaaaaaaaaaaaaaaaaa"}
@@ -132,7 +132,7 @@ async def test_inbound_email_with_attachments_is_stored_and_deduplicated(
     assert again.json() == {"accepted": 0, "duplicates": 3}
 
     assert (await wait_settled(app, 3)) == {"processed": 3}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         emails = (await s.scalars(select(Email))).all()
         assert len(emails) == 1
         email = emails[0]
@@ -147,7 +147,7 @@ async def test_inbound_email_with_attachments_is_stored_and_deduplicated(
             )
         ).all()
     assert [a.filename for a in attachments] == ["Résumé 2026.pdf", "passwd"]
-    store = app.state.blob_store
+    store = app.state.services.blob_store
     for attachment, source in zip(attachments, [pdf, note], strict=True):
         stored = await store.get(attachment.blob_key)
         assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(source).hexdigest()
@@ -164,7 +164,7 @@ async def test_an_odd_event_never_refuses_the_batch(
     assert response.json() == {"accepted": 4, "duplicates": 0}
     final = await wait_settled(app, 4)
     assert final == {"processed": 1, "failed": 3}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         failed = (
             await s.scalars(select(WebhookEvent).where(WebhookEvent.status == EventStatus.FAILED))
         ).all()
@@ -194,7 +194,7 @@ async def test_sync_events_are_recorded(client: httpx.AsyncClient, app: FastAPI)
     response = await post_events(client, [sync, white, sync])
     assert response.json() == {"accepted": 2, "duplicates": 1}
     await wait_settled(app, 2)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = (await s.scalars(select(Delivery).order_by(Delivery.recipient))).all()
     assert [(d.kind, d.event_type, d.recipient) for d in rows] == [
         ("sync", "blacklist", "x@example.org"),
@@ -221,11 +221,11 @@ async def test_json_fallback_when_raw_msg_is_empty(client: httpx.AsyncClient, ap
     )
     assert (await post_events(client, [event])).json()["accepted"] == 1
     assert await wait_settled(app, 1) == {"processed": 1}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         email = (await s.scalars(select(Email))).one()
         attachment = (await s.scalars(select(Attachment))).one()
     assert email.text_body == "fallback text" and email.raw_blob_key is None
-    assert await app.state.blob_store.get(attachment.blob_key) == data
+    assert await app.state.services.blob_store.get(attachment.blob_key) == data
 
 
 @pytest.mark.parametrize("settings_overrides", [{"storage_backend": "s3"}])
@@ -234,9 +234,9 @@ async def test_inbound_on_s3_storage(client: httpx.AsyncClient, app: FastAPI) ->
     message = build_message(attachments=[("photo.jpg", "image/jpeg", data)])
     assert (await post_events(client, [inbound_event(message)])).json()["accepted"] == 1
     assert await wait_settled(app, 1) == {"processed": 1}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         attachment = (await s.scalars(select(Attachment))).one()
-    stored = await app.state.blob_store.get(attachment.blob_key)
+    stored = await app.state.services.blob_store.get(attachment.blob_key)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
     assert (
         attachment.blob_key
@@ -274,7 +274,7 @@ async def test_storage_outage_is_retried_until_it_comes_back(
             assert ready.status_code == 503
 
             async def retried() -> bool:
-                async with application.state.session_factory() as s:
+                async with application.state.services.session_factory() as s:
                     event = (await s.scalars(select(WebhookEvent))).one()
                 return event.attempts >= 2 and "StorageUnavailable" in (event.last_error or "")
 
@@ -285,7 +285,7 @@ async def test_storage_outage_is_retried_until_it_comes_back(
                 assert (await c.get("/health/ready")).status_code == 200
             finally:
                 server.stop()
-        async with application.state.session_factory() as s:
+        async with application.state.services.session_factory() as s:
             event = (await s.scalars(select(WebhookEvent))).one()
             email = (await s.scalars(select(Email))).one()
         assert event.last_error is None and event.status == "processed"
@@ -329,7 +329,7 @@ async def test_a_long_storage_outage_retries_past_max_attempts(
 ) -> None:
     from app.storage.errors import StorageUnavailable
 
-    store = app.state.blob_store
+    store = app.state.services.blob_store
     real_put = store.put
     failures = {"left": 6}  # three times MAX_ATTEMPTS
 
@@ -345,6 +345,6 @@ async def test_a_long_storage_outage_retries_past_max_attempts(
         assert await wait_settled(app, 1) == {"processed": 1}
     finally:
         store.put = real_put
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         event = (await s.scalars(select(WebhookEvent))).one()
     assert event.attempts > 2

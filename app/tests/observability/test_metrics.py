@@ -34,7 +34,7 @@ async def scrape(client: httpx.AsyncClient, **headers: str) -> Scrape:
 
 
 async def processed(app: FastAPI) -> int:
-    async with app.state.session_factory() as session:
+    async with app.state.services.session_factory() as session:
         stmt = select(func.count()).where(WebhookEvent.status == "processed")
         return int(await session.scalar(stmt) or 0)
 
@@ -172,12 +172,12 @@ async def test_scrape_survives_an_unreachable_database(
 ) -> None:
     # Nothing listens on this port: every connection attempt is refused.
     engine = create_async_engine(f"postgresql+asyncpg://kave@127.0.0.1:{free_port()}/kave")
-    working = app.state.session_factory
-    app.state.session_factory = build_session_factory(engine)
+    working = app.state.services.session_factory
+    app.state.services.session_factory = build_session_factory(engine)
     try:
         metrics = await scrape(client)
     finally:
-        app.state.session_factory = working
+        app.state.services.session_factory = working
         await engine.dispose()
     assert metrics.value("kave_events_backlog_up") == 0
     unprocessed = metrics.value("kave_events_unprocessed")

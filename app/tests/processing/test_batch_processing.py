@@ -14,7 +14,6 @@ from sqlalchemy import func, select, update
 
 from app.deliveries.models import Delivery
 from app.mandrill.tasks import process_delivery
-from app.processing import handlers as handlers_module
 from app.processing import tasks as tasks_module
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent, EventRepository
@@ -25,7 +24,7 @@ from app.tests.support import message_event, post_events, wait_until
 
 
 async def by_status(app: FastAPI) -> dict[str, int]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = await s.execute(
             select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
         )
@@ -53,7 +52,7 @@ async def test_a_burst_is_committed_in_batches(
     await wait_until(all_processed)
     assert sum(batch_sizes) == 60
     assert len(batch_sizes) < 60 and max(batch_sizes) > 1
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         assert await s.scalar(select(func.count()).select_from(Delivery)) == 60
 
 
@@ -66,7 +65,7 @@ async def test_an_event_whose_records_the_database_refuses_does_not_hold_back_th
             return Records(Delivery, [Delivery(event_id=event.id)])
         return await process_delivery(ctx, event)
 
-    monkeypatch.setitem(handlers_module.HANDLERS, EventKind.MESSAGE, handler)
+    monkeypatch.setitem(app.state.services.worker.handlers, EventKind.MESSAGE, handler)
     events = [message_event("open") for _ in range(10)]
     events.insert(4, message_event("click"))
     response = await post_events(client, events)
@@ -77,7 +76,7 @@ async def test_an_event_whose_records_the_database_refuses_does_not_hold_back_th
         return seen.get("processed") == 10 and seen.get("failed") == 1
 
     await wait_until(settled)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         failed = (
             await s.scalars(select(WebhookEvent).where(WebhookEvent.status == "failed"))
         ).one()
@@ -88,15 +87,15 @@ async def test_an_event_whose_records_the_database_refuses_does_not_hold_back_th
 
 @pytest.mark.parametrize("settings_overrides", [{"processing_enabled": False}])
 async def test_commit_writes_only_the_events_whose_lease_is_still_held(app: FastAPI) -> None:
-    ctx: ProcessingContext = app.state.worker.ctx
+    ctx: ProcessingContext = app.state.services.worker.ctx
     new = [
         NewEvent("message", "open", f"lease-{i}", None, '{"event": "open", "ts": 1}')
         for i in range(2)
     ]
-    async with app.state.engine.connect() as conn:
+    async with app.state.services.engine.connect() as conn:
         ids = await insert_new_events(conn, new, [uuid.uuid4() for _ in new])
         await conn.commit()
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         claimed = await EventRepository(s).claim(ids, owner=ctx.owner, lease_seconds=60)
         # Another worker took the second event over after our lease ran out.
         await s.execute(
@@ -112,7 +111,7 @@ async def test_commit_writes_only_the_events_whose_lease_is_still_held(app: Fast
     owned = await commit_processed(ctx, items)
 
     assert owned == {ids[0]}
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         written = (await s.scalars(select(Delivery.event_id))).all()
         statuses = dict((await s.execute(select(WebhookEvent.id, WebhookEvent.status))).all())
     assert written == [ids[0]]

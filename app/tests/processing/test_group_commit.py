@@ -33,7 +33,7 @@ async def stored(session: AsyncSession) -> int:
 async def test_concurrent_requests_are_flushed_together_and_each_gets_its_own_ids(
     app: FastAPI, session: AsyncSession, unique: Callable[[], str]
 ) -> None:
-    committer: GroupCommitter = app.state.committer
+    committer: GroupCommitter = app.state.services.intake.committer
     tag = unique()
     shared = event(f"{tag}-shared")
     requests = [[event(f"{tag}-{i}-a"), event(f"{tag}-{i}-b"), shared] for i in range(20)]
@@ -63,7 +63,7 @@ async def test_concurrent_requests_are_flushed_together_and_each_gets_its_own_id
 async def test_repeats_across_groups_count_as_duplicates(
     app: FastAPI, session: AsyncSession
 ) -> None:
-    committer: GroupCommitter = app.state.committer
+    committer: GroupCommitter = app.state.services.intake.committer
     batch = [event("repeat-1"), event("repeat-2")]
     first = await store_batch(committer, batch, received=2)
     second = await store_batch(committer, batch, received=2)
@@ -77,7 +77,7 @@ async def test_one_request_with_bad_data_does_not_fail_the_others(
 ) -> None:
     if not is_postgres:
         pytest.skip("SQLite stores what PostgreSQL refuses (an over-long key, a NUL)")
-    committer: GroupCommitter = app.state.committer
+    committer: GroupCommitter = app.state.services.intake.committer
     good = [[event(f"good-{i}")] for i in range(5)]
     bad = [event("bad", key="k" * 200)]  # dedupe_key is VARCHAR(64)
     results = await asyncio.gather(
@@ -110,7 +110,7 @@ async def test_an_unreachable_database_fails_every_waiting_request_with_503() ->
 
 
 async def test_close_flushes_what_is_waiting(app: FastAPI, session: AsyncSession) -> None:
-    committer: GroupCommitter = app.state.committer
+    committer: GroupCommitter = app.state.services.intake.committer
     pending = [asyncio.ensure_future(committer.store([event(f"closing-{i}")])) for i in range(10)]
     await asyncio.sleep(0)  # every request has queued its events
     await committer.close()

@@ -21,7 +21,7 @@ EXPECTED_ERRORS = ("PermanentFailure:", "UnparseableMessage:", "EventIgnored:")
 
 
 async def statuses(app: FastAPI) -> dict[str, int]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = await s.execute(
             select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
         )
@@ -44,7 +44,7 @@ async def wait_settled(app: FastAPI, expected: int, *, timeout: float = 60.0) ->
 
 async def unexpected_outcomes(app: FastAPI) -> list[tuple[str, str, int, str | None]]:
     """Events that needed a retry or ended with an error that is not the event's own fault."""
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         rows = await s.execute(
             select(
                 WebhookEvent.kind,

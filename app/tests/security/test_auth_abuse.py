@@ -347,7 +347,7 @@ async def test_a_limited_client_gets_no_token_even_for_other_users(
 
 
 async def _rows(app: FastAPI) -> tuple[int, int]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         events = await s.scalar(select(func.count()).select_from(WebhookEvent))
         audience = await s.scalar(select(func.count()).select_from(AudienceEvent))
     return int(events or 0), int(audience or 0)

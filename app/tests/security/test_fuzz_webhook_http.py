@@ -55,16 +55,16 @@ def settings_overrides() -> dict[str, Any]:
 
 
 async def _stored(app: FastAPI) -> int:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         return int(await s.scalar(select(func.count()).select_from(WebhookEvent)) or 0)
 
 
 async def process_everything(app: FastAPI, expected: int) -> None:
     """Start the worker, hand it every stored event and wait until all of them settle."""
-    worker = app.state.worker
+    worker = app.state.services.worker
     await worker.start()
     try:
-        async with app.state.session_factory() as s:
+        async with app.state.services.session_factory() as s:
             worker.submit((await s.scalars(select(WebhookEvent.id))).all())
         await wait_settled(app, expected, timeout=90)
     finally:

@@ -57,7 +57,7 @@ def _json_text(events: list[Any]) -> str:
 
 
 async def _count(app: FastAPI, model: Any, *where: Any) -> int:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
@@ -131,7 +131,7 @@ async def test_a_full_batch_of_1000_mixed_events_is_stored_once_and_settles(
 
 
 async def _only_email_attachments(app: FastAPI) -> list[Attachment]:
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         [email] = (await s.scalars(select(Email))).all()
         stmt = (
             select(Attachment).where(Attachment.email_id == email.id).order_by(Attachment.position)
@@ -156,7 +156,7 @@ async def test_an_email_with_1000_attachments_is_stored_byte_exact(
     assert await wait_settled(app, 1, timeout=120) == {"processed": 1}
     attachments = await _only_email_attachments(app)
     assert len(attachments) == 1000
-    store = app.state.blob_store
+    store = app.state.services.blob_store
     for attachment, source in zip(attachments, sources, strict=True):
         assert attachment.filename == f"part-{attachment.position}.bin"
         assert attachment.sha256 == hashlib.sha256(source).hexdigest()
@@ -186,7 +186,7 @@ async def test_a_30_mb_attachment_is_stored_byte_exact(
     [attachment] = await _only_email_attachments(app)
     assert attachment.size == len(payload)
     assert attachment.sha256 == hashlib.sha256(payload).hexdigest()
-    stored = await app.state.blob_store.get(attachment.blob_key)
+    stored = await app.state.services.blob_store.get(attachment.blob_key)
     assert hashlib.sha256(stored).digest() == hashlib.sha256(payload).digest()
 
 
@@ -207,13 +207,13 @@ async def test_every_corpus_message_is_processed_with_safe_filenames(
     response = await post_events(client, _json_text([raw_event(raw)]))
     assert response.json() == {"accepted": 1, "duplicates": 0}
     assert await wait_settled(app, 1) == {"processed": 1}, await unexpected_outcomes(app)
-    async with app.state.session_factory() as s:
+    async with app.state.services.session_factory() as s:
         [email] = (await s.scalars(select(Email))).all()
         attachments = (
             await s.scalars(select(Attachment).where(Attachment.email_id == email.id))
         ).all()
     assert email.raw_size == len(raw)
-    assert await app.state.blob_store.get(email.raw_blob_key) == raw
+    assert await app.state.services.blob_store.get(email.raw_blob_key) == raw
     for attachment in attachments:
         assert_safe_filename(attachment.filename)
         # The name reaches a response header: it must not be able to add or split a header.
