@@ -108,9 +108,10 @@ def _declared_route(app: FastAPI, path: str) -> tuple[APIRoute, list[Any]]:
         # FastAPI 0.165 includes routers lazily: the route is the router's, the prefix and any
         # dependencies given to include_router are the include's.
         context = getattr(candidate, "include_context", None)
-        if getattr(candidate, "original_router", None) is not router or context is None:
+        included = getattr(candidate, "original_router", None)
+        if context is None or not isinstance(included, APIRouter):
             continue
-        for route in router.routes:
+        for route in included.routes:
             if (
                 isinstance(route, APIRoute)
                 and f"{context.prefix}{route.path}" == path
