@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_
-
 from app.audience.models import AudienceEvent
-from app.db.repository import Repository
+from app.db.repository import Repository, newest_first
 
 A = AudienceEvent
 
@@ -37,7 +35,7 @@ class AudienceEventRepository(Repository[AudienceEvent]):
 
         `after` is the (created_at, id) of the last row of the previous page (keyset paging).
         """
-        stmt = self.select().order_by(A.created_at.desc(), A.id.desc()).limit(limit)
+        stmt = self.select()
         if where.type is not None:
             stmt = stmt.where(A.type == where.type)
         if where.email is not None:
@@ -46,9 +44,4 @@ class AudienceEventRepository(Repository[AudienceEvent]):
             stmt = stmt.where(A.list_id == where.list_id)
         if where.fired_after is not None:
             stmt = stmt.where(A.fired_at > where.fired_after)
-        if after is not None:
-            created_at, id_ = after
-            stmt = stmt.where(
-                or_(A.created_at < created_at, and_(A.created_at == created_at, A.id < id_))
-            )
-        return await self.list(stmt)
+        return await self.list(newest_first(stmt, A.created_at, A.id, after=after, limit=limit))

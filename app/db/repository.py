@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.base import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
 
 class Repository(Generic[ModelT]):
-    model: ClassVar[type[Any]]
+    model: type[ModelT]  # set by each subclass: `model = Email`
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -32,8 +35,27 @@ class Repository(Generic[ModelT]):
         return (await self.session.scalars(statement)).all()
 
     async def delete_by_id(self, id_: uuid.UUID) -> int:
-        result = await self.session.execute(delete(self.model).where(self.model.id == id_))
+        model: Any = self.model  # every table here has a uuid `id`; Base does not declare it
+        result = await self.session.execute(delete(model).where(model.id == id_))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def select(self) -> Select[Any]:
         return select(self.model)
+
+
+def newest_first(
+    stmt: Select[RowT],
+    at: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[uuid.UUID],
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Select[RowT]:
+    """Keyset paging, newest first by `(at, id)`, strictly after the position `after` (the
+    last row of the previous page): one row comparison the index `(at, id)` answers."""
+    if after is not None:
+        when, last_id = after
+        stmt = stmt.where(
+            tuple_(at, id_) < tuple_(literal(when, at.type), literal(last_id, id_.type))
+        )
+    return stmt.order_by(at.desc(), id_.desc()).limit(limit)

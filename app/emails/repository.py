@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy import Select, delete, exists, func, not_, or_, select
 from sqlalchemy.orm import load_only
 
-from app.db.repository import Repository
+from app.db.repository import Repository, newest_first
 from app.emails.models import Attachment, Email
 
 
@@ -91,13 +91,7 @@ class EmailRepository(Repository[Email]):
             )
         )
         stmt = _email_filters(stmt, filters)
-        if after is not None:
-            at, id_ = after
-            stmt = stmt.where(
-                tuple_(Email.received_at, Email.id)
-                < tuple_(literal(at, Email.received_at.type), literal(id_, Email.id.type))
-            )
-        stmt = stmt.order_by(Email.received_at.desc(), Email.id.desc()).limit(limit)
+        stmt = newest_first(stmt, Email.received_at, Email.id, after=after, limit=limit)
         rows = (await self.session.execute(stmt)).all()
         return [(email, int(count)) for email, count in rows]
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import defer
 
 from app.db.base import utcnow
-from app.db.repository import Repository
+from app.db.repository import Repository, newest_first
 from app.processing.models import EventStatus, WebhookEvent
 
 E = WebhookEvent
@@ -272,14 +272,7 @@ class EventRepository(Repository[WebhookEvent]):
             stmt = stmt.where(E.kind == kind)
         if received_after is not None:
             stmt = stmt.where(E.received_at >= received_after)
-        if after is not None:
-            at, id_ = after
-            stmt = stmt.where(
-                tuple_(E.received_at, E.id)
-                < tuple_(literal(at, E.received_at.type), literal(id_, E.id.type))
-            )
-        stmt = stmt.order_by(E.received_at.desc(), E.id.desc()).limit(limit)
-        return await self.list(stmt)
+        return await self.list(newest_first(stmt, E.received_at, E.id, after=after, limit=limit))
 
     async def count_by_status_and_kind(self) -> list[tuple[str, str, int]]:
         stmt = select(E.status, E.kind, func.count()).group_by(E.status, E.kind)
