@@ -1,4 +1,4 @@
-"""Token and auth abuse beyond app/tests/management/test_auth.py (which covers expired, wrongly
+"""Token and auth abuse beyond app/tests/users/test_auth.py (which covers expired, wrongly
 signed, `alg: none`, HS512, missing claims, disabled and deleted users, and the basic limits):
 replays across disable/enable, header tricks (RS256 key confusion, `kid`, `jwk`, `alg`
 spellings), tampered claims, brute force spread over addresses, usernames and forged
