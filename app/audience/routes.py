@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,8 @@ from app.audience.models import AudienceEvent
 from app.audience.repository import AudienceEventRepository, AudienceFilter
 from app.audience.schemas import AudienceEventOut, AudienceEventPage
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
-from app.core.params import QueryText
+from app.core.params import QueryText, QueryTime
+from app.core.security import Scope
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
 from app.deps import SessionDep
 from app.users.deps import require_scopes
@@ -29,7 +29,7 @@ def _position(row: AudienceEvent) -> Position:
     "",
     response_model=AudienceEventPage,
     responses={400: {"model": ErrorEnvelope, "description": "Invalid cursor"}, **ERROR_RESPONSES},
-    dependencies=[require_scopes("events:read")],
+    dependencies=[require_scopes(Scope.EVENTS_READ)],
     summary="List audience events, newest first",
     description=(
         "Newest first by the time Kave recorded the event (`created_at`, then `id`): "
@@ -43,13 +43,11 @@ async def list_audience_events(
     type: Annotated[QueryText | None, Query(max_length=64)] = None,
     email: Annotated[QueryText | None, Query(max_length=998)] = None,
     list_id: Annotated[QueryText | None, Query(max_length=64)] = None,
-    fired_after: datetime | None = None,
+    fired_after: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> AudienceEventPage:
     after = decode_cursor(CURSOR_COLLECTION, cursor) if cursor else None
-    if fired_after is not None and fired_after.tzinfo is None:
-        fired_after = fired_after.replace(tzinfo=UTC)
     rows = await AudienceEventRepository(session).page(
         AudienceFilter(type=type, email=email, list_id=list_id, fired_after=fired_after),
         after=(after.received_at, after.id) if after else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
 
@@ -25,8 +25,20 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _iso_text(value: object) -> object:
+    # pydantic would read "1700000000" as Unix seconds; the API documents ISO 8601 date-times
+    # only, and a number here is more likely a mistake than a time.
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be an ISO 8601 date-time, like 2026-11-21T10:15:00Z")
+    return value
+
+
 # A time in a query string; without a zone it is taken as UTC.
-QueryTime = Annotated[datetime, AfterValidator(_as_utc)]
+QueryTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
 
 
 def _without_nul(value: str) -> str:

@@ -8,6 +8,7 @@ import structlog
 from fastapi import APIRouter, Path, Query, Response
 
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.core.security import Scope
 from app.deps import SettingsDep
 from app.mailchimp.client import (
     audience_webhook_url,
@@ -28,7 +29,7 @@ from app.users.deps import require_scopes
 router = APIRouter(
     prefix="/mailchimp/audience-webhooks",
     tags=["mailchimp"],
-    dependencies=[require_scopes("users:admin")],
+    dependencies=[require_scopes(Scope.USERS_ADMIN)],
 )
 logger = structlog.get_logger("app.mailchimp")
 

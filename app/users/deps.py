@@ -12,7 +12,7 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.params import API_PREFIX
-from app.core.security import SCOPES, decode_access_token
+from app.core.security import SCOPES, Scope, decode_access_token
 from app.deps import SessionDep, SettingsDep
 from app.users.models import User
 from app.users.repository import UserRepository
@@ -65,8 +65,8 @@ async def get_current_user(principal: Annotated[Principal, Security(get_principa
     return principal.user
 
 
-def require_scopes(*scopes: str) -> Any:
-    """`dependencies=[require_scopes("emails:read")]` on a route, or inside `Annotated`."""
+def require_scopes(*scopes: Scope) -> Any:
+    """`dependencies=[require_scopes(Scope.EMAILS_READ)]` on a route, or inside `Annotated`."""
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
@@ -75,4 +75,4 @@ def require_scopes(*scopes: str) -> Any:
 
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]
 CurrentUser = Annotated[User, Security(get_current_user)]
-AdminUser = Annotated[User, require_scopes("users:admin")]
+AdminUser = Annotated[User, require_scopes(Scope.USERS_ADMIN)]
