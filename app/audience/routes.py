@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -20,7 +19,7 @@ from app.management.pagination import (
     build_page,
     decode_cursor,
 )
-from app.management.schemas import QueryText
+from app.management.schemas import QueryText, QueryTime
 
 router = APIRouter(prefix="/audience-events", tags=["audience events"])
 
@@ -49,13 +48,11 @@ async def list_audience_events(
     type: Annotated[QueryText | None, Query(max_length=64)] = None,
     email: Annotated[QueryText | None, Query(max_length=998)] = None,
     list_id: Annotated[QueryText | None, Query(max_length=64)] = None,
-    fired_after: datetime | None = None,
+    fired_after: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> AudienceEventPage:
     after = decode_cursor(CURSOR_COLLECTION, cursor) if cursor else None
-    if fired_after is not None and fired_after.tzinfo is None:
-        fired_after = fired_after.replace(tzinfo=UTC)
     rows = await AudienceEventRepository(session).page(
         AudienceFilter(type=type, email=email, list_id=list_id, fired_after=fired_after),
         after=(after.received_at, after.id) if after else None,

@@ -221,14 +221,31 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+_WHERE = {"query": "query parameter", "path": "path parameter", "header": "header"}
+_MESSAGE_ERRORS = 3  # named in the message; `details` has them all
+
+
+def _validation_message(details: Sequence[Mapping[str, Any]]) -> str:
+    """`The request is not valid: query parameter 'limit': Input should be ...`."""
+    parts = []
+    for detail in details[:_MESSAGE_ERRORS]:
+        where, *name = [str(part) for part in detail["loc"]] or ["request"]
+        label = _WHERE.get(where, f"{where} field" if name else where)
+        msg = detail["msg"].removeprefix("Value error, ")
+        parts.append(f"{label} '{'.'.join(name)}': {msg}" if name else f"{label}: {msg}")
+    if len(details) > _MESSAGE_ERRORS:
+        parts.append(f"and {len(details) - _MESSAGE_ERRORS} more")
+    return (
+        "The request is not valid: " + "; ".join(parts) + "."
+        if parts
+        else "The request is not valid."
+    )
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(
-        422,
-        "validation_error",
-        "The request is not valid.",
-        details=_validation_details(exc),
-    )
+    details = _validation_details(exc)
+    return error_response(422, "validation_error", _validation_message(details), details=details)
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:

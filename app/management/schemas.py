@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
 from app.core.security import PASSWORD_MIN_LENGTH, Scope
+from app.core.times import as_utc
 from app.db.models import User
 from app.management.accounts import MAX_EMAIL_CHARS, PASSWORD_MAX_LENGTH, normalize_email
 
@@ -27,12 +28,8 @@ def error_responses(
     return {status: responses[status] for status in sorted(responses)}
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# A time in a query string; without a zone it is taken as UTC.
-QueryTime = Annotated[datetime, AfterValidator(_as_utc)]
+# A time in a query string; without a zone it is taken as UTC, and one UTC cannot hold is a 422.
+QueryTime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def _without_nul(value: str) -> str:
