@@ -2,7 +2,8 @@
 
 Every error response looks like
 `{"error": {"code", "message", "details", "request_id"}}` whatever raised it: a domain error,
-request validation, routing (404/405), the body limit (413), the rate limiter (429) or a bug (500).
+request validation, routing (404/405), the body limit (413), the rate limiter (429), the
+database being unreachable (503) or a bug (500).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.request_context import current_request_id
 from app.core.responses import JSONResponse
+from app.db.outages import database_unavailable, outage_sqlstate
 
 logger = structlog.get_logger("app.errors")
 
@@ -248,9 +250,35 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", _validation_message(details), details=details)
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+DATABASE_UNAVAILABLE = "The database is unavailable; retry later."
+
+
+def unhandled_error_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception no handler took, on any route.
+
+    The database being unreachable (refused, gone away, pool timeout, SQLite locked or not
+    openable: `database_unavailable`) is no bug: a 503 with Retry-After and one warning line,
+    as the webhook answers. Anything else is a 500 with its traceback. Only the exception's
+    type is logged, never its text (it can quote statements or values).
+    """
+    if database_unavailable(exc):
+        logger.warning(
+            "request.database_unavailable",
+            exc_type=type(exc).__name__,
+            sqlstate=outage_sqlstate(exc),
+        )
+        return error_response(
+            ServiceUnavailable.status_code,
+            ServiceUnavailable.code,
+            DATABASE_UNAVAILABLE,
+            headers=ServiceUnavailable.headers,
+        )
     logger.error("request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    return unhandled_error_response(exc)
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import error_response
+from app.core.errors import error_response, unhandled_error_response
 from app.core.request_context import request_id_var
 from app.observability.requests import RequestMetrics
 
@@ -146,16 +146,14 @@ class EdgeMiddleware:
                 raise
             await self._too_large(scope, receive, edge_send)
         except Exception as exc:
-            # Answered here rather than by Starlette's outermost handler, so the 500 still
-            # carries the request id. Only the exception's type is logged, never its text.
-            error_logger.error(
-                "request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc
-            )
+            # Answered here rather than by Starlette's outermost handler, so the answer still
+            # carries the request id: a 503 when the database is unreachable, else a 500.
             if response_started:
+                error_logger.error(
+                    "request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc
+                )
                 raise
-            await error_response(500, "internal_error", "An unexpected error occurred.")(
-                scope, receive, edge_send
-            )
+            await unhandled_error_response(exc)(scope, receive, edge_send)
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe(scope, status, seconds)
