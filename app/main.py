@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observability.router)
     app.include_router(api_router, prefix=API_PREFIX)
 
+    audience_token = settings.mailchimp_audience_webhook_token
     # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
         app.add_middleware(
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_prefix=API_PREFIX,
         metric_prefixes=[API_PREFIX],
         shortcuts={("POST", f"{API_PREFIX}{mandrill_router.prefix}"): receive_mandrill_batch},
+        path_secrets=[audience_token.get_secret_value()] if audience_token else [],
     )
     return app
 

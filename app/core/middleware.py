@@ -28,12 +28,30 @@ access_logger = structlog.get_logger("app.access")
 error_logger = structlog.get_logger("app.errors")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# The audience webhook's secret lives in its path: never write it to a log line.
-_SECRET_IN_PATH = re.compile(r"(/webhooks/mailchimp/audience/)[^/]+")
+# The audience webhook's secret token lives in its path (/api/v1/webhooks/mailchimp/audience/
+# <token>). Whatever follows `audience` in a path under `webhooks` is masked, however it is
+# written (doubled slashes, other case, dot segments, a trailing part, a missing slash), so a
+# mistyped or mangled URL does not log the token either. Plain searches: linear in the path.
+_WEBHOOKS = re.compile("webhooks", re.IGNORECASE)
+_AUDIENCE = re.compile("audience", re.IGNORECASE)
+PATH_MASK = "***"
 
 
-def loggable_path(path: str) -> str:
-    return _SECRET_IN_PATH.sub(r"\1***", path)
+def loggable_path(path: str, secrets: re.Pattern[str] | None = None) -> str:
+    """`path` as it may be logged: the audience token, and any of `secrets`, masked."""
+    webhooks = _WEBHOOKS.search(path)
+    audience = _AUDIENCE.search(path, webhooks.end()) if webhooks else None
+    if audience is not None and audience.end() < len(path):
+        path = f"{path[: audience.end()]}/{PATH_MASK}"
+    return secrets.sub(PATH_MASK, path) if secrets is not None else path
+
+
+def secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for the non-empty `secrets`, else None."""
+    words = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE)
 
 
 _DOCS_CSP = (
@@ -63,8 +81,12 @@ class EdgeMiddleware:
         api_prefix: str,
         metric_prefixes: Iterable[str] = (),
         shortcuts: Mapping[tuple[str, str], Endpoint] | None = None,
+        path_secrets: Iterable[str] = (),
     ) -> None:
         self.app = app
+        # Secrets masked wherever they appear in a logged path (the audience token, also
+        # outside its own route).
+        self.path_secrets = secrets_pattern(path_secrets)
         # (method, path) -> the endpoint of a route with that exact, parameterless path. Its
         # requests skip the framework's routing, dependency and exception layers (a tenth of
         # the webhook's CPU) and are handled here, by the same endpoint function the route
@@ -160,7 +182,7 @@ class EdgeMiddleware:
             access_logger.info(
                 "http.request",
                 method=scope["method"],
-                path=loggable_path(scope["path"]),
+                path=loggable_path(scope["path"], self.path_secrets),
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
             )
