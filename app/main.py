@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 
+    audience_token = settings.mailchimp_audience_webhook_token
     # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
         app.add_middleware(
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_prefix=API_PREFIX,
         metric_prefixes=[API_PREFIX],
         shortcuts=dict([mandrill_shortcut(app, API_PREFIX)]),
+        path_secrets=[audience_token.get_secret_value()] if audience_token else [],
     )
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key-change-me"})
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (the placeholder we refuse)
+# The audience token is a path segment: only RFC 3986 unreserved characters pass through every
+# client, proxy and router unchanged (a `/` made the registered URL a 404), and 24 of them
+# (`secrets.token_urlsafe(32)` gives 43) are out of reach of guessing.
+AUDIENCE_TOKEN_MIN_LENGTH = 24
+_URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class Environment(StrEnum):
@@ -38,7 +44,10 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused value is often a secret; no error message may quote it.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./kave.db"
@@ -96,6 +105,25 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("mailchimp_audience_webhook_token")
+    @classmethod
+    def _url_safe_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = value.get_secret_value() if value is not None else ""
+        if not token:  # unset or empty: the audience endpoint answers 404
+            return value
+        if not _URL_SAFE_TOKEN.fullmatch(token):
+            raise ValueError(
+                "MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN may hold only the URL-safe characters "
+                "A-Z a-z 0-9 - _ . ~ (generate one with: python -c "
+                '"import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        if len(token) < AUDIENCE_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN must be at least {AUDIENCE_TOKEN_MIN_LENGTH} "
+                "characters long"
+            )
+        return value
 
     @field_validator("mailchimp_fired_at_timezone")
     @classmethod

@@ -1,4 +1,10 @@
-"""Split from app.core.errors."""
+"""The one error tree and the one set of handlers that turn every failure into the envelope.
+
+Every error response looks like
+`{"error": {"code", "message", "details", "request_id"}}` whatever raised it: a domain error,
+request validation, routing (404/405), the body limit (413), the rate limiter (429), the
+database being unreachable (503) or a bug (500).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.outages import database_unavailable, outage_sqlstate
 from app.core.request_context import current_request_id
 from app.core.responses import JSONResponse
 
@@ -172,19 +179,62 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return error_response(
-        422,
-        "validation_error",
-        "The request is not valid.",
-        details=_validation_details(exc),
+_WHERE = {"query": "query parameter", "path": "path parameter", "header": "header"}
+_MESSAGE_ERRORS = 3  # named in the message; `details` has them all
+
+
+def _validation_message(details: Sequence[Mapping[str, Any]]) -> str:
+    """`The request is not valid: query parameter 'limit': Input should be ...`."""
+    parts = []
+    for detail in details[:_MESSAGE_ERRORS]:
+        where, *name = [str(part) for part in detail["loc"]] or ["request"]
+        label = _WHERE.get(where, f"{where} field" if name else where)
+        msg = detail["msg"].removeprefix("Value error, ")
+        parts.append(f"{label} '{'.'.join(name)}': {msg}" if name else f"{label}: {msg}")
+    if len(details) > _MESSAGE_ERRORS:
+        parts.append(f"and {len(details) - _MESSAGE_ERRORS} more")
+    return (
+        "The request is not valid: " + "; ".join(parts) + "."
+        if parts
+        else "The request is not valid."
     )
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    return error_response(422, "validation_error", _validation_message(details), details=details)
+
+
+DATABASE_UNAVAILABLE = "The database is unavailable; retry later."
+
+
+def unhandled_error_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception no handler took, on any route.
+
+    The database being unreachable (refused, gone away, pool timeout, SQLite locked or not
+    openable: `database_unavailable`) is no bug: a 503 with Retry-After and one warning line,
+    as the webhook answers. Anything else is a 500 with its traceback. Only the exception's
+    type is logged, never its text (it can quote statements or values).
+    """
+    if database_unavailable(exc):
+        logger.warning(
+            "request.database_unavailable",
+            exc_type=type(exc).__name__,
+            sqlstate=outage_sqlstate(exc),
+        )
+        return error_response(
+            ServiceUnavailable.status_code,
+            ServiceUnavailable.code,
+            DATABASE_UNAVAILABLE,
+            headers=ServiceUnavailable.headers,
+        )
     logger.error("request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    return unhandled_error_response(exc)
 
 
 def register_error_handlers(app: FastAPI) -> None:

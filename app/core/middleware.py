@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import error_response
+from app.core.errors import error_response, unhandled_error_response
 from app.core.http_metrics import RequestMetrics
 from app.core.request_context import request_id_var
 
@@ -28,12 +28,30 @@ access_logger = structlog.get_logger("app.access")
 error_logger = structlog.get_logger("app.errors")
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# The audience webhook's secret lives in its path: never write it to a log line.
-_SECRET_IN_PATH = re.compile(r"(/webhooks/mailchimp/audience/)[^/]+")
+# The audience webhook's secret token lives in its path (/api/v1/webhooks/mailchimp/audience/
+# <token>). Whatever follows `audience` in a path under `webhooks` is masked, however it is
+# written (doubled slashes, other case, dot segments, a trailing part, a missing slash), so a
+# mistyped or mangled URL does not log the token either. Plain searches: linear in the path.
+_WEBHOOKS = re.compile("webhooks", re.IGNORECASE)
+_AUDIENCE = re.compile("audience", re.IGNORECASE)
+PATH_MASK = "***"
 
 
-def loggable_path(path: str) -> str:
-    return _SECRET_IN_PATH.sub(r"\1***", path)
+def loggable_path(path: str, secrets: re.Pattern[str] | None = None) -> str:
+    """`path` as it may be logged: the audience token, and any of `secrets`, masked."""
+    webhooks = _WEBHOOKS.search(path)
+    audience = _AUDIENCE.search(path, webhooks.end()) if webhooks else None
+    if audience is not None and audience.end() < len(path):
+        path = f"{path[: audience.end()]}/{PATH_MASK}"
+    return secrets.sub(PATH_MASK, path) if secrets is not None else path
+
+
+def secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for the non-empty `secrets`, else None."""
+    words = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE)
 
 
 _DOCS_CSP = (
@@ -63,8 +81,12 @@ class EdgeMiddleware:
         api_prefix: str,
         metric_prefixes: Iterable[str] = (),
         shortcuts: Mapping[tuple[str, str], Endpoint] | None = None,
+        path_secrets: Iterable[str] = (),
     ) -> None:
         self.app = app
+        # Secrets masked wherever they appear in a logged path (the audience token, also
+        # outside its own route).
+        self.path_secrets = secrets_pattern(path_secrets)
         # (method, path) -> the endpoint of a route with that exact, parameterless path. Its
         # requests skip the framework's routing, dependency and exception layers (a tenth of
         # the webhook's CPU) and are handled here, by the same endpoint function the route
@@ -146,23 +168,21 @@ class EdgeMiddleware:
                 raise
             await self._too_large(scope, receive, edge_send)
         except Exception as exc:
-            # Answered here rather than by Starlette's outermost handler, so the 500 still
-            # carries the request id. Only the exception's type is logged, never its text.
-            error_logger.error(
-                "request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc
-            )
+            # Answered here rather than by Starlette's outermost handler, so the answer still
+            # carries the request id: a 503 when the database is unreachable, else a 500.
             if response_started:
+                error_logger.error(
+                    "request.unhandled_exception", exc_type=type(exc).__name__, exc_info=exc
+                )
                 raise
-            await error_response(500, "internal_error", "An unexpected error occurred.")(
-                scope, receive, edge_send
-            )
+            await unhandled_error_response(exc)(scope, receive, edge_send)
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe(scope, status, seconds)
             access_logger.info(
                 "http.request",
                 method=scope["method"],
-                path=loggable_path(scope["path"]),
+                path=loggable_path(scope["path"], self.path_secrets),
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
             )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
 from app.core.errors import ERROR_RESPONSES, ErrorEnvelope
+from app.core.times import as_utc
 
 
 def error_responses(
@@ -19,10 +20,6 @@ def error_responses(
     for status, description in (extra or {}).items():
         responses[status] = {"model": ErrorEnvelope, "description": description}
     return {status: responses[status] for status in sorted(responses)}
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _iso_text(value: object) -> object:
@@ -37,8 +34,8 @@ def _iso_text(value: object) -> object:
     return value
 
 
-# A time in a query string; without a zone it is taken as UTC.
-QueryTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
+# A time in a query string; without a zone it is taken as UTC, and one UTC cannot hold is a 422.
+QueryTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(as_utc)]
 
 
 def _without_nul(value: str) -> str:

@@ -12,12 +12,13 @@ import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import orjson
 
 from app.core.errors import BadRequest
+from app.core.times import as_utc
 
 MAX_CURSOR_CHARS = 256
 DEFAULT_PAGE_SIZE = 50
@@ -49,7 +50,7 @@ def decode_cursor(collection: str, cursor: str) -> Position:
         received_at = datetime.fromisoformat(stamp)
         if received_at.tzinfo is None:
             raise InvalidCursor()
-        return Position(received_at.astimezone(UTC), uuid.UUID(hex=id_hex))
+        return Position(as_utc(received_at), uuid.UUID(hex=id_hex))
     except (ValueError, TypeError, UnicodeEncodeError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidCursor() from None
 

@@ -322,12 +322,13 @@ async def test_needs_users_admin(
 
 
 def test_webhook_url_from_a_base_url() -> None:
-    token = SecretStr("t/k n+")
+    # Every character the settings allow in a token goes into the URL as it is.
+    token = SecretStr("Zq3-x_Y.9~aB7cD8eF9gH0iJ")
     assert audience_webhook_url("https://kave.example.com", token) == (
-        "https://kave.example.com/api/v1/webhooks/mailchimp/audience/t%2Fk%20n%2B"
+        "https://kave.example.com/api/v1/webhooks/mailchimp/audience/Zq3-x_Y.9~aB7cD8eF9gH0iJ"
     )
     assert audience_webhook_url(" http://10.0.0.5:8080/kave/ ", token) == (
-        "http://10.0.0.5:8080/kave/api/v1/webhooks/mailchimp/audience/t%2Fk%20n%2B"
+        "http://10.0.0.5:8080/kave/api/v1/webhooks/mailchimp/audience/Zq3-x_Y.9~aB7cD8eF9gH0iJ"
     )
     assert points_at_kave(audience_webhook_url("https://x.example", token), token)
     for bad in ["", "https://", "https://x.example:99999", "mailto:a@b.c", "https://x#y"]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import LogFormat, Settings
+from app.core.config import LogFormat, Settings, load_settings
+from app.tests.conftest import make_settings
 
 
 def test_defaults_are_the_embedded_service() -> None:
@@ -53,3 +55,73 @@ def test_start_up_in_production_without_secrets_fails_with_a_clear_message() -> 
     assert "Kave cannot start, the configuration is invalid" in done.stderr
     assert "SECRET_KEY" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- the audience webhook's path token ------------------------------------------------------
+
+GOOD_TOKEN = "Zq3-x_Y.9~aB7cD8eF9gH0iJ"  # 24 characters, every kind the alphabet allows
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "abc/defghijklmnopqrstuvwxyz",  # a `/`: registered with Mailchimp, then 404 for ever
+        "abc?defghijklmnopqrstuvwxyz",
+        "abc#defghijklmnopqrstuvwxyz",
+        "abc%2Fdefghijklmnopqrstuvwx",
+        "abc defghijklmnopqrstuvwxyz",
+        "abc+defghijklmnopqrstuvwxyz",
+        "abcdéfghijklmnopqrstuvwxyz",
+        "abcdefghijklmnopqrstuvw\n",
+    ],
+)
+def test_an_audience_token_outside_the_url_safe_alphabet_is_refused(token: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, mailchimp_audience_webhook_token=token)
+    text = str(info.value)
+    assert "MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN" in text and "A-Z a-z 0-9 - _ . ~" in text
+    assert token not in text and token.strip()[:10] not in text
+
+
+def test_an_audience_token_shorter_than_24_characters_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, mailchimp_audience_webhook_token=GOOD_TOKEN[:23])
+    assert "MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN must be at least 24 characters" in str(info.value)
+    assert GOOD_TOKEN[:23] not in str(info.value)
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+def test_url_safe_audience_tokens_are_accepted(environment: str) -> None:
+    production = {"secret_key": "x" * 40, "mailchimp_webhook_secret": "ntynTMaFpM_octE5R1DKAw"}
+    for token in [GOOD_TOKEN, secrets.token_urlsafe(32), "audience-token-for-tests"]:
+        settings = Settings(
+            _env_file=None,
+            environment=environment,
+            mailchimp_audience_webhook_token=token,
+            **production,
+        )
+        assert settings.mailchimp_audience_webhook_token is not None
+        assert settings.mailchimp_audience_webhook_token.get_secret_value() == token
+    # Unset or empty: the endpoint is off (404), not a configuration error.
+    assert Settings(_env_file=None).mailchimp_audience_webhook_token is None
+    assert Settings(_env_file=None, mailchimp_audience_webhook_token="") is not None
+
+
+def test_start_up_with_a_bad_audience_token_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout's
+    monkeypatch.setenv("MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN", "s3cret/with-a-slash-inside-it")
+    with pytest.raises(SystemExit) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("Kave cannot start, the configuration is invalid:")
+    assert "MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN may hold only the URL-safe characters" in message
+    assert "s3cret" not in message
+
+
+def test_the_readme_token_recipe_and_the_suites_token_are_accepted() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in readme
+    assert len(secrets.token_urlsafe(32)) >= 24
+    assert make_settings("sqlite+aiosqlite://", Path("unused")).mailchimp_audience_webhook_token

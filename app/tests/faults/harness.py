@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import time
@@ -196,6 +197,17 @@ async def scrape(server: ServerProcess, token: str | None = None) -> Scrape:
         response = await client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     return Scrape(response.text)
+
+
+def log_events(path: Path) -> list[dict[str, object]]:
+    """The JSON lines of a server's log (LOG_FORMAT=json); anything else in it is skipped."""
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return [line for line in lines if isinstance(line, dict)]
 
 
 def local_blobs(root: Path) -> BlobReader:

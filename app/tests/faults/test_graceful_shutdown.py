@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import subprocess
 import time
@@ -21,6 +20,7 @@ from app.tests.faults.harness import (
     Posters,
     Servers,
     local_blobs,
+    log_events,
     make_batches,
     s3_blobs,
 )
@@ -37,16 +37,6 @@ SHUTDOWN_SLACK_SECONDS = 5.0
 # With the database hung: the grace period, the bounded release of claims, SQLAlchemy's 2 s
 # attempts to close abandoned connections, and a (bounded) engine dispose.
 HUNG_DATABASE_EXIT_BOUND = SHUTDOWN_GRACE_SECONDS + RELEASE_TIMEOUT_SECONDS + 12.0
-
-
-def log_events(path: Path) -> list[dict[str, object]]:
-    lines = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            continue
-    return [line for line in lines if isinstance(line, dict)]
 
 
 async def test_sigterm_mid_processing_exits_cleanly_and_loses_nothing(
