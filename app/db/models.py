@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -197,4 +198,7 @@ class User(Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     scopes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Copied into every token (claim `ver`) and raised by a change of password, of the active
+    # flag or a widening of the scopes: tokens issued before such a change are refused.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -51,6 +51,7 @@ async def issue_token(
         scopes=scopes,
         secret_key=settings.secret_key,
         expires_minutes=settings.access_token_expire_minutes,
+        token_version=user.token_version,
     )
     logger.info("auth.token.issued", user_id=str(user.id), scopes=list(issued.scopes))
     # RFC 6749 section 5.1: a response carrying a token must not be cached.

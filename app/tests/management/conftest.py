@@ -56,6 +56,7 @@ def bearer(user: User, settings: Settings, **kwargs: Any) -> dict[str, str]:
         scopes=kwargs.pop("scopes", user.scopes),
         secret_key=kwargs.pop("secret_key", settings.secret_key),
         expires_minutes=kwargs.pop("expires_minutes", settings.access_token_expire_minutes),
+        token_version=kwargs.pop("token_version", user.token_version),
         **kwargs,
     )
     return {"Authorization": f"Bearer {issued.access_token}"}

@@ -79,7 +79,7 @@ def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
 # ------------------------------------------------------------------------ replay and revoke
 
 
-async def test_a_disabled_users_token_is_refused_until_the_user_is_enabled_again(
+async def test_a_disabled_users_token_stays_refused_when_the_user_is_enabled_again(
     client: httpx.AsyncClient, make_user: MakeUser, settings: Settings
 ) -> None:
     admin = await make_user(scopes=ALL_SCOPES)
@@ -101,7 +101,13 @@ async def test_a_disabled_users_token_is_refused_until_the_user_is_enabled_again
         f"/api/v1/users/{operator.id}", json={"is_active": True}, headers=admin_auth
     )
     assert enable.status_code == 200
-    assert (await client.get(PROTECTED, headers=token)).status_code == 200
+    # Enabling the user again does not bring back the tokens issued before it was disabled...
+    assert error_of(await client.get(PROTECTED, headers=token))[:2] == (401, "not_authenticated")
+    # ...but the password gets a new one that works.
+    fresh = await client.post(TOKEN, data={"username": operator.email, "password": PASSWORD})
+    assert fresh.status_code == 200
+    renewed = auth(fresh.json()["access_token"])
+    assert (await client.get(PROTECTED, headers=renewed)).status_code == 200
 
 
 async def test_a_token_of_a_deleted_user_stays_dead_when_the_email_is_registered_again(
