@@ -14,7 +14,7 @@ from app.core.security import create_access_token
 from app.management.accounts import authenticate
 from app.management.deps import CurrentPrincipal
 from app.management.schemas import CurrentUserOut, TokenOut, UserOut, error_responses
-from app.management.throttle import enforce_token_rate_limit
+from app.management.throttle import TokenThrottle
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 logger = structlog.get_logger("app.management.auth")
@@ -29,7 +29,8 @@ logger = structlog.get_logger("app.management.auth")
         "OAuth2 password flow: form fields `username` (the user's email) and `password`, and "
         "optionally `scope` (space-separated) to ask for fewer scopes than the user holds. "
         "Wrong credentials and disabled users get the same 401. Limited to TOKEN_RATE_LIMIT "
-        "per client address and per username."
+        "attempts per client address; past TOKEN_RATE_LIMIT failures for a username, an "
+        "address gets only its first attempt at it checked (429 after)."
     ),
 )
 async def issue_token(
@@ -39,8 +40,12 @@ async def issue_token(
     session: SessionDep,
     settings: SettingsDep,
 ) -> TokenOut:
-    enforce_token_rate_limit(request, username=form.username, rate=settings.token_rate_limit)
+    throttle = TokenThrottle.of(request, username=form.username, rate=settings.token_rate_limit)
+    if throttle is not None:
+        await throttle.admit()
     user = await authenticate(session, email=form.username, password=form.password)
+    if throttle is not None:
+        await throttle.record(success=user is not None)
     if user is None:
         raise InvalidCredentials()
     # Asking for a scope the user does not hold is not an error: the answer's `scope` says

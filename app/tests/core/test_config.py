@@ -53,3 +53,28 @@ def test_start_up_in_production_without_secrets_fails_with_a_clear_message() -> 
     assert "Kave cannot start, the configuration is invalid" in done.stderr
     assert "SECRET_KEY" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("", ""),
+        ("*", "*"),
+        (" * ", "*"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("10.0.0.5, 172.16.0.0/12,::1", "10.0.0.5,172.16.0.0/12,::1"),
+    ],
+)
+def test_forwarded_allow_ips_takes_addresses_and_networks(value: str, kept: str) -> None:
+    assert Settings(_env_file=None, forwarded_allow_ips=value).forwarded_allow_ips == kept
+
+
+def test_forwarded_allow_ips_trusts_none_by_default() -> None:
+    assert Settings(_env_file=None).forwarded_allow_ips == ""
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.5/8", "*, 10.0.0.5", "10.0.0.300"])
+def test_forwarded_allow_ips_refuses_what_uvicorn_would_silently_ignore(value: str) -> None:
+    # uvicorn keeps an entry it cannot parse as a literal that no peer address ever equals.
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        Settings(_env_file=None, forwarded_allow_ips=value)
