@@ -27,12 +27,15 @@ ARG APP_UID=10001
 
 # DATABASE_URL and STORAGE_LOCAL_PATH point at the writable data directory, so the image also
 # runs on its own (SQLite + local storage); docker-compose.yml overrides both.
+# FORWARDED_ALLOW_IPS empty: no peer's X-Forwarded-For is believed until it names the reverse
+# proxy (uvicorn's own default, 127.0.0.1, is not Kave's).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     DATABASE_URL=sqlite+aiosqlite:////srv/data/kave.db \
-    STORAGE_LOCAL_PATH=/srv/data/attachments
+    STORAGE_LOCAL_PATH=/srv/data/attachments \
+    FORWARDED_ALLOW_IPS=""
 
 # A fixed uid/gid so volume ownership is predictable across rebuilds and hosts. The code stays
 # owned by root (read-only for the service); only /srv/data is writable by it.
@@ -58,6 +61,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=3)"]
 
-# --proxy-headers only trusts X-Forwarded-* from the addresses in FORWARDED_ALLOW_IPS
-# (uvicorn's default is 127.0.0.1); set it to the reverse proxy's address when there is one.
+# --proxy-headers only trusts X-Forwarded-* from the addresses in FORWARDED_ALLOW_IPS (empty
+# here, so none); set it to the reverse proxy's address when there is one.
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-server-header"]

@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Peers whose X-Forwarded-For uvicorn believes: addresses or networks, comma-separated, `*` for
+# all. None unless set (uvicorn's own default would trust 127.0.0.1, so anything on this host
+# could pick the client address the token rate limit counts). Exported: Kave checks it too.
+export FORWARDED_ALLOW_IPS ?=
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
@@ -40,7 +44,8 @@ migrate: $(VENV)/.runtime
 run: $(VENV)/.runtime migrate
 	@mkdir -p data/attachments
 	@$(BIN)/python -m app.cli first-run-hint || true
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
+		--forwarded-allow-ips='$(FORWARDED_ALLOW_IPS)'
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -59,7 +59,8 @@ class Server:
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        # No peer's X-Forwarded-For believed unless configured, as `make run` does.
+        self.env = {"FORWARDED_ALLOW_IPS": "", **os.environ, **(env or {})}
         self.log_path = log
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None

@@ -107,7 +107,7 @@ def list_users() -> None:
 
 
 def disable_user(email: EmailOption) -> None:
-    """Disable a user: their tokens stop working on their next request."""
+    """Disable a user: their tokens stop working at once, and stay dead if re-enabled."""
     normalized = email.strip().lower()
 
     async def work(session: AsyncSession, _: Settings) -> tuple[User, bool, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from functools import cached_property
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = Field(default=60, ge=1)
     token_rate_limit: str = "5/minute"  # noqa: S105 (a rate, not a secret)
     rate_limit_storage_url: str = "memory://"
+    # Peers whose X-Forwarded-For uvicorn believes (it reads this same variable itself, and
+    # Kave's launchers pass it on); empty, Kave's default, trusts none, so a client cannot
+    # choose the address its token attempts are counted under. Checked here because uvicorn
+    # silently ignores an entry it cannot parse.
+    forwarded_allow_ips: str = ""
 
     mailchimp_webhook_url: str = "http://127.0.0.1:8000/api/v1/webhooks/mailchimp"
     mailchimp_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -124,6 +130,26 @@ class Settings(BaseSettings):
                 "characters long"
             )
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        entries = [part.strip() for part in value.split(",") if part.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                # As uvicorn reads them: with a slash a network (host bits unset), else one address.
+                if "/" in entry:
+                    ipaddress.ip_network(entry)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network; give addresses or networks "
+                    "separated by commas, `*` alone to trust every peer, or nothing for none"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("mailchimp_fired_at_timezone")
     @classmethod

@@ -103,6 +103,7 @@ class TokenClaims:
     scopes: frozenset[str]
     token_id: str
     expires_at: datetime
+    token_version: int
 
 
 def create_access_token(
@@ -111,8 +112,10 @@ def create_access_token(
     scopes: tuple[str, ...] | list[str],
     secret_key: SecretStr,
     expires_minutes: int,
+    token_version: int = 0,
     now: datetime | None = None,
 ) -> IssuedToken:
+    """A signed token; `token_version` is the user's at issue time (see `User.token_version`)."""
     issued_at = now or datetime.now(UTC)
     lifetime = timedelta(minutes=expires_minutes)
     ordered = tuple(scope for scope in ALL_SCOPES if scope in set(scopes))
@@ -122,6 +125,7 @@ def create_access_token(
         "exp": int((issued_at + lifetime).timestamp()),
         "jti": uuid.uuid4().hex,
         "scope": " ".join(ordered),
+        "ver": token_version,
     }
     token = jwt.encode(claims, secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
     return IssuedToken(access_token=token, expires_in=int(lifetime.total_seconds()), scopes=ordered)
@@ -149,6 +153,11 @@ def decode_access_token(token: str, *, secret_key: SecretStr) -> TokenClaims:
         # python-jose only checks that iat is a number; a token from the future is forged.
         if issued_at is not None and float(issued_at) > time.time() + CLOCK_LEEWAY_SECONDS:
             raise ValueError("token issued in the future")
+        # Tokens from before token versions existed carry no `ver`: they count as version 0,
+        # every user's version until their first password or active-flag change.
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError("ver is not an integer")
     except (JWTError, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise NotAuthenticated("The bearer token is invalid or has expired.") from exc
     return TokenClaims(
@@ -156,4 +165,5 @@ def decode_access_token(token: str, *, secret_key: SecretStr) -> TokenClaims:
         scopes=frozenset(scope.split()),
         token_id=str(claims.get("jti", "")),
         expires_at=expires_at,
+        token_version=version,
     )

@@ -38,6 +38,9 @@ class ServerProcess:
             "MAILCHIMP_WEBHOOK_SECRET": WEBHOOK_KEY,
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "json",
+            # As Kave's launchers (make run, the image) start it: no peer's X-Forwarded-For is
+            # believed unless a test says so (uvicorn's own default trusts 127.0.0.1).
+            "FORWARDED_ALLOW_IPS": "",
             "EVENT_LEASE_SECONDS": "3",
             "RECOVERY_INTERVAL_SECONDS": "0.2",
             "RETRY_BASE_SECONDS": "0.1",

@@ -15,7 +15,7 @@ from app.users.deps import CurrentPrincipal
 from app.users.errors import InvalidCredentials
 from app.users.schemas import CurrentUserOut, TokenOut, UserOut
 from app.users.service import authenticate
-from app.users.throttle import enforce_token_rate_limit
+from app.users.throttle import TokenThrottle
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 logger = structlog.get_logger("app.users.auth")
@@ -30,7 +30,8 @@ logger = structlog.get_logger("app.users.auth")
         "OAuth2 password flow: form fields `username` (the user's email) and `password`, and "
         "optionally `scope` (space-separated) to ask for fewer scopes than the user holds. "
         "Wrong credentials and disabled users get the same 401. Limited to TOKEN_RATE_LIMIT "
-        "per client address and per username."
+        "attempts per client address; past TOKEN_RATE_LIMIT failures for a username, an "
+        "address gets only its first attempt at it checked (429 after)."
     ),
 )
 async def issue_token(
@@ -40,8 +41,12 @@ async def issue_token(
     session: SessionDep,
     settings: SettingsDep,
 ) -> TokenOut:
-    enforce_token_rate_limit(request, username=form.username, rate=settings.token_rate_limit)
+    throttle = TokenThrottle.of(request, username=form.username, rate=settings.token_rate_limit)
+    if throttle is not None:
+        await throttle.admit()
     user = await authenticate(session, email=form.username, password=form.password)
+    if throttle is not None:
+        await throttle.record(success=user is not None)
     if user is None:
         raise InvalidCredentials()
     # Asking for a scope the user does not hold is not an error: the answer's `scope` says
@@ -52,6 +57,7 @@ async def issue_token(
         scopes=scopes,
         secret_key=settings.secret_key,
         expires_minutes=settings.access_token_expire_minutes,
+        token_version=user.token_version,
     )
     logger.info("auth.token.issued", user_id=str(user.id), scopes=list(issued.scopes))
     # RFC 6749 section 5.1: a response carrying a token must not be cached.

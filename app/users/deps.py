@@ -43,8 +43,9 @@ async def get_principal(
         raise NotAuthenticated()
     claims = decode_access_token(token, secret_key=settings.secret_key)
     user = await UserRepository(session).get(claims.user_id)
-    if user is None or not user.is_active:
-        # Deleted or disabled since the token was issued: the token is worth nothing now.
+    if user is None or not user.is_active or user.token_version != claims.token_version:
+        # Deleted or disabled since the token was issued, or its password or active flag
+        # changed since (which raised its token version): the token is worth nothing now.
         raise NotAuthenticated("The bearer token is invalid or has expired.")
     # A scope counts only while both the token and the user still hold it, so taking a scope
     # away from a user takes effect at once, not when their tokens expire.

@@ -64,7 +64,9 @@ async def create_user(
     summary="Change a user's scopes, active flag or password",
     description=(
         "Only the fields given change. Disabling a user or removing a scope takes effect on "
-        "their very next request, even with an unexpired token."
+        "their very next request, even with an unexpired token. A new password, a change of "
+        "the active flag or a newly granted scope also ends every token issued before it: "
+        "the user signs in again."
     ),
 )
 async def update_user(

@@ -123,25 +123,41 @@ async def update_user(
     if user is None:
         raise UserNotFound()
     was_admin = _is_admin(user)
+    # Whether tokens issued before this change must stop working (see User.token_version).
+    # A new password or a change of the active flag ends them, so neither a leaked password's
+    # tokens nor a disabled user's come back. Taking a scope away needs nothing (a token's
+    # scope counts only while the user still holds it), but granting one (again) would revive
+    # it in older tokens that carry it.
+    revoke = False
     if scopes is not None:
-        user.scopes = ordered_scopes(scopes)
+        wanted = ordered_scopes(scopes)
+        revoke = not set(wanted) <= set(user.scopes)
+        user.scopes = wanted
     if is_active is not None:
+        revoke = revoke or is_active != user.is_active
         user.is_active = is_active
     if password is not None:
         check_password_strength(password)
         user.hashed_password = await asyncio.to_thread(hash_password, password)
+        revoke = True
+    if revoke:
+        # Incremented by the database, so two changes at once cannot both write the same value.
+        user.token_version = User.token_version + 1
     if keep_an_admin and was_admin and not _is_admin(user):
         others = [u for u in await users.list_all() if u.id != user.id and _is_admin(u)]
         if not others:
             await session.rollback()
             raise LastAdministrator()
     await session.commit()
+    if revoke:
+        await session.refresh(user, ["token_version"])
     logger.info(
         "user.updated",
         user_id=str(user.id),
         scopes_changed=scopes is not None,
         is_active=user.is_active,
         password_changed=password is not None,
+        tokens_revoked=revoke,
     )
     return user
 

@@ -1,21 +1,42 @@
-"""Rate limit of the token endpoint: per client address and, separately, per username.
+"""Rate limit of the token endpoint: per client address, per username, per (username, address).
 
-slowapi's `@limiter.limit` decorator needs the limiter when the module is imported, but ours is
-built per app in `create_app` (and its key function cannot await the form). So the route calls
-this after FastAPI has read the form, and it counts hits on the app's limiter storage through
-the `limits` strategy slowapi wraps. Both counters are charged on every attempt, so spreading
-guesses over many usernames from one address, or over many addresses for one username, is
-limited either way.
+Counted on the app's slowapi limiter storage (RATE_LIMIT_STORAGE_URL) through the `limits`
+strategy slowapi wraps, in each window of TOKEN_RATE_LIMIT (every limit of it, e.g.
+`5/minute;30/hour`, applies):
+
+- **address**: every attempt from the address, whatever the username, is charged before the
+  password is checked, so concurrent requests cannot overrun it (a success is not taken back:
+  `limits` has no portable decrement, and a known password must not buy more guesses). Past
+  the limit: 429. One address can neither guess one password fast nor spread guesses over
+  many usernames.
+- **username**: failed attempts at the username, from any address. Past the limit the username
+  is *guarded*, not locked out: a guess from elsewhere must never keep the owner out, and
+  guesses from rotating addresses would otherwise do exactly that. While guarded, an address
+  gets its password checked only on its first attempt at this username in the window
+  (counted per **(username, address)**, reset by a success); further attempts get 429. So the
+  owner, signing in from an address without recent failures for the account, gets in with the
+  right password, and a distributed guesser gets one guess per address and window instead of
+  the address's whole allowance. We did not choose a growing delay per username: whoever retries
+  first when it ends wins the slot, so a guesser can keep the owner waiting indefinitely.
+
+The client address is the ASGI peer. uvicorn replaces it with X-Forwarded-For only when the
+peer is in FORWARDED_ALLOW_IPS, which Kave's launchers set to none unless configured.
+
+`limits` storage calls are synchronous (a network round trip with Redis): `admit` and
+`record` run in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 
 import structlog
 from limits import RateLimitItem, parse_many
+from limits.strategies import RateLimiter
 from slowapi import Limiter
 from slowapi.util import get_remote_address
 from starlette.requests import Request
@@ -29,29 +50,73 @@ MAX_KEY_CHARS = 320
 
 
 @lru_cache(maxsize=8)
-def _limits(rate: str) -> tuple[RateLimitItem, ...]:
-    return tuple(parse_many(rate))
+def _limits(rate: str) -> tuple[tuple[RateLimitItem, RateLimitItem], ...]:
+    """Each limit of `rate`, paired with a limit of 1 in the same window (the first attempt of
+    an address at a guarded username)."""
+    return tuple((item, type(item)(1, item.multiples, item.namespace)) for item in parse_many(rate))
 
 
-def enforce_token_rate_limit(request: Request, *, username: str, rate: str) -> None:
-    """Count one token request; raise `RateLimited` (429 + Retry-After) past `rate`."""
-    limiter: Limiter = request.app.state.limiter
-    if not limiter.enabled:
-        return
-    keys = {
-        "address": get_remote_address(request),
-        "username": username.strip().lower()[:MAX_KEY_CHARS],
-    }
-    strategy = limiter.limiter
-    retry_after = 0
-    for item in _limits(rate):
-        for kind, key in keys.items():
-            if not strategy.hit(item, SCOPE, kind, key):
-                reset_at, _ = strategy.get_window_stats(item, SCOPE, kind, key)
-                retry_after = max(retry_after, math.ceil(reset_at - time.time()), 1)
-    if retry_after:
-        logger.warning("auth.token.rate_limited", retry_after=retry_after)
-        raise RateLimited(
-            f"Too many token requests: the limit is {rate}. Retry after {retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)},
+@dataclass(frozen=True, slots=True)
+class TokenThrottle:
+    strategy: RateLimiter
+    rate: str
+    address: str
+    username: str
+
+    @classmethod
+    def of(cls, request: Request, *, username: str, rate: str) -> TokenThrottle | None:
+        limiter: Limiter = request.app.state.limiter
+        if not limiter.enabled:
+            return None
+        return cls(
+            strategy=limiter.limiter,
+            rate=rate,
+            address=get_remote_address(request),
+            username=username.strip().lower()[:MAX_KEY_CHARS],
         )
+
+    def _seconds_to(self, item: RateLimitItem, *key: str) -> float:
+        reset_at, _ = self.strategy.get_window_stats(item, SCOPE, *key)
+        return float(reset_at) - time.time()
+
+    def _admit(self) -> None:
+        """Charge this attempt; raise `RateLimited` when it must not be checked."""
+        address = ("address", self.address)
+        pair = ("pair", self.username, self.address)
+        username = ("username", self.username)
+        waits: list[float] = []
+        reasons: set[str] = set()
+        for item, first in _limits(self.rate):
+            if not self.strategy.hit(item, SCOPE, *address):
+                waits.append(self._seconds_to(item, *address))
+                reasons.add("address")
+            is_first = self.strategy.hit(first, SCOPE, *pair)
+            if not is_first and not self.strategy.test(item, SCOPE, *username):
+                # Free again when the guard ends or this address's window at it does.
+                waits.append(min(self._seconds_to(item, *username), self._seconds_to(first, *pair)))
+                reasons.add("username")
+        if waits:
+            retry_after = max(1, *(math.ceil(wait) for wait in waits))
+            logger.warning(
+                "auth.token.rate_limited", retry_after=retry_after, reasons=sorted(reasons)
+            )
+            raise RateLimited(
+                f"Too many token requests: the limit is {self.rate}. "
+                f"Retry after {retry_after} seconds.",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    def _record(self, *, success: bool) -> None:
+        for item, first in _limits(self.rate):
+            if success:
+                # The address is not forgiven (a known password must not buy more guesses
+                # elsewhere); only its failures at this username are.
+                self.strategy.clear(first, SCOPE, "pair", self.username, self.address)
+            else:
+                self.strategy.hit(item, SCOPE, "username", self.username)
+
+    async def admit(self) -> None:
+        await asyncio.to_thread(self._admit)
+
+    async def record(self, *, success: bool) -> None:
+        await asyncio.to_thread(self._record, success=success)

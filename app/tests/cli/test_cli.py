@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.processing.models import WebhookEvent
-from app.tests.fixtures.api import MakeUser, TokenFor, bearer
+from app.tests.fixtures.api import PASSWORD, MakeUser, TokenFor, bearer
 from app.tests.support import post_events, wait_until
 from app.users.models import User
 
@@ -175,6 +175,35 @@ async def test_list_and_disable_users(
     unknown = await cli("disable-user", "--email", "ghost@example.com")
     assert unknown.returncode == 1
     assert "no user with email ghost@example.com" in unknown.stderr
+
+
+async def test_disable_user_ends_tokens_even_when_enabled_again(
+    cli: Any, client: httpx.AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    admin = bearer(await make_user(scopes=["users:admin"]), settings)
+    operator = await make_user(email="operator@example.com", scopes=["emails:read"])
+    signed_in = await client.post(
+        "/api/v1/auth/token", data={"username": operator.email, "password": PASSWORD}
+    )
+    old = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    assert (await client.get("/api/v1/auth/me", headers=old)).status_code == 200
+
+    done = await cli("disable-user", "--email", "operator@example.com")
+    assert done.returncode == 0, done.stderr
+    assert (await client.get("/api/v1/auth/me", headers=old)).status_code == 401
+    enabled = await client.patch(
+        f"/api/v1/users/{operator.id}", json={"is_active": True}, headers=admin
+    )
+    assert enabled.status_code == 200
+    refused = await client.get("/api/v1/auth/me", headers=old)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "not_authenticated"
+    again = await client.post(
+        "/api/v1/auth/token", data={"username": operator.email, "password": PASSWORD}
+    )
+    assert again.status_code == 200
+    new = {"Authorization": f"Bearer {again.json()['access_token']}"}
+    assert (await client.get("/api/v1/auth/me", headers=new)).status_code == 200
 
 
 async def test_first_run_hint(cli: Any, make_user: MakeUser, tmp_path: Path) -> None:

@@ -125,3 +125,28 @@ def test_the_readme_token_recipe_and_the_suites_token_are_accepted() -> None:
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in readme
     assert len(secrets.token_urlsafe(32)) >= 24
     assert make_settings("sqlite+aiosqlite://", Path("unused")).mailchimp_audience_webhook_token
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("", ""),
+        ("*", "*"),
+        (" * ", "*"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("10.0.0.5, 172.16.0.0/12,::1", "10.0.0.5,172.16.0.0/12,::1"),
+    ],
+)
+def test_forwarded_allow_ips_takes_addresses_and_networks(value: str, kept: str) -> None:
+    assert Settings(_env_file=None, forwarded_allow_ips=value).forwarded_allow_ips == kept
+
+
+def test_forwarded_allow_ips_trusts_none_by_default() -> None:
+    assert Settings(_env_file=None).forwarded_allow_ips == ""
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.5/8", "*, 10.0.0.5", "10.0.0.300"])
+def test_forwarded_allow_ips_refuses_what_uvicorn_would_silently_ignore(value: str) -> None:
+    # uvicorn keeps an entry it cannot parse as a literal that no peer address ever equals.
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        Settings(_env_file=None, forwarded_allow_ips=value)

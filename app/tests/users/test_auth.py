@@ -135,17 +135,19 @@ async def test_sixth_token_request_is_rate_limited(
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
-async def test_rate_limit_is_per_address_and_per_username(
+async def test_rate_limit_is_per_address_and_guards_the_username(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     for _ in range(5):
         await get_token(client, "target@example.com", "guess guess guess")
-    # Same username from another address: the username's budget is spent.
+    # Same username from another address: the username is guarded, so only this address's
+    # first attempt at it is checked.
     other = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 4000)),
         base_url="http://kave.test",
     )
     async with other:
+        assert (await get_token(other, "target@example.com", "x" * 12)).status_code == 401
         assert (await get_token(other, "target@example.com", "x" * 12)).status_code == 429
         assert (await get_token(other, "someone@example.com", "x" * 12)).status_code == 401
     # Same address, another username: the address's budget is spent.

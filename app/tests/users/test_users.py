@@ -104,7 +104,10 @@ async def test_patch_user(
     )
     assert sign_in.status_code == 200
 
-    assert (await client.get("/api/v1/stats", headers=target_headers)).status_code == 403
+    # The new scope and the new password each ended the tokens issued before them.
+    refused = await client.get("/api/v1/stats", headers=target_headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "not_authenticated"
     response = await client.patch(path, headers=admin, json={"is_active": False})
     assert response.json()["is_active"] is False
     assert (await client.get("/api/v1/auth/me", headers=target_headers)).status_code == 401
