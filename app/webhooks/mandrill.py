@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from app.core.config import SETUP_CHECK_WEBHOOK_KEY
 from app.core.errors import InvalidSignature, MalformedPayload
 from app.core.forms import TooManyFields, parse_urlencoded
 from app.db.models import EventKind
@@ -23,7 +24,8 @@ from app.mail.parser import extract_message_id
 from app.mail.text import clean_text
 
 EVENTS_FIELD = "mandrill_events"
-SETUP_CHECK_KEY = b"test-webhook"
+# Signs only the empty batch of Mailchimp's URL check; refused as a configured key (config).
+SETUP_CHECK_KEY = SETUP_CHECK_WEBHOOK_KEY.encode()
 MESSAGE_EVENTS = frozenset(
     {
         "send",
