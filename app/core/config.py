@@ -15,6 +15,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key-change-me"})
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (the placeholder we refuse)
+# Mandrill's URL-verification key, published in its documentation: anyone can sign with it.
+SETUP_CHECK_WEBHOOK_KEY = "test-webhook"
+# Mailchimp's webhook keys are 22 base64url characters (~130 bits). The floor is lower, so a
+# change of format on Mailchimp's side cannot stop start-up, yet 16 characters (~96 bits when
+# random) refuse the one-letter, the placeholder and the half-pasted key.
+WEBHOOK_KEY_MIN_LENGTH = 16
 # The audience token is a path segment: only RFC 3986 unreserved characters pass through every
 # client, proxy and router unchanged (a `/` made the registered URL a 404), and 24 of them
 # (`secrets.token_urlsafe(32)` gives 43) are out of reach of guessing.
@@ -169,20 +175,33 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> Settings:
-        if self.environment is not Environment.PRODUCTION:
+    def _refuse_weak_secrets(self) -> Settings:
+        """Production refuses placeholders; production and test refuse weak webhook keys.
+
+        Development takes anything, so a first run needs no key at all. The test suite's
+        keys are real-looking ones, so `test` is held to the same rule as production.
+        """
+        if self.environment is Environment.DEVELOPMENT:
             return self
         problems = []
-        if (
-            self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS
-            or len(self.secret_key.get_secret_value()) < 32
-        ):
-            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
         keys = [key.get_secret_value() for key in self.mailchimp_webhook_secret]
-        if not keys or any(key in PLACEHOLDER_SECRETS for key in keys):
-            problems.append("MAILCHIMP_WEBHOOK_SECRET must hold the webhook key(s) from Mailchimp")
+        if self.environment is Environment.PRODUCTION:
+            if (
+                self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS
+                or len(self.secret_key.get_secret_value()) < 32
+            ):
+                problems.append(
+                    "SECRET_KEY must be set to a random value of at least 32 characters"
+                )
+            if not keys or any(key in PLACEHOLDER_SECRETS for key in keys):
+                problems.append(
+                    "MAILCHIMP_WEBHOOK_SECRET must hold the webhook key(s) from Mailchimp"
+                )
+        problems.extend(_weak_webhook_keys(keys))
         if problems:
-            raise ValueError("refusing to start in production: " + "; ".join(problems))
+            raise ValueError(
+                f"refusing to start in {self.environment.value}: " + "; ".join(problems)
+            )
         return self
 
     @property
@@ -200,6 +219,25 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _weak_webhook_keys(keys: list[str]) -> list[str]:
+    """What is wrong with the configured webhook keys; never the keys themselves."""
+    problems = []
+    for number, key in enumerate(keys, start=1):
+        which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+        if key == SETUP_CHECK_WEBHOOK_KEY:
+            problems.append(
+                f"MAILCHIMP_WEBHOOK_SECRET: {which} is {SETUP_CHECK_WEBHOOK_KEY!r}, Mandrill's "
+                "public URL-verification key, with which anyone can sign a batch; set the "
+                "webhook's own key from Mailchimp"
+            )
+        elif len(key) < WEBHOOK_KEY_MIN_LENGTH:
+            problems.append(
+                f"MAILCHIMP_WEBHOOK_SECRET: {which} is shorter than {WEBHOOK_KEY_MIN_LENGTH} "
+                "characters (Mailchimp's webhook keys have 22)"
+            )
+    return problems
 
 
 def get_settings() -> Settings:

@@ -188,8 +188,10 @@ def _validation_message(details: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for detail in details[:_MESSAGE_ERRORS]:
         where, *name = [str(part) for part in detail["loc"]] or ["request"]
+        if detail["type"] == "json_invalid":
+            name = []  # its location is a character position, not a field
         label = _WHERE.get(where, f"{where} field" if name else where)
-        msg = detail["msg"].removeprefix("Value error, ")
+        msg = detail["msg"].removeprefix("Value error, ").removesuffix(".")
         parts.append(f"{label} '{'.'.join(name)}': {msg}" if name else f"{label}: {msg}")
     if len(details) > _MESSAGE_ERRORS:
         parts.append(f"and {len(details) - _MESSAGE_ERRORS} more")

@@ -7,10 +7,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 
+from app.core.config import SETUP_CHECK_WEBHOOK_KEY
 from app.mandrill.errors import InvalidSignature
 from app.mandrill.form import _EVENTS_FIELD, FormParams
 
-SETUP_CHECK_KEY = b"test-webhook"
+# Signs only the empty batch of Mailchimp's URL check; refused as a configured key (config).
+SETUP_CHECK_KEY = SETUP_CHECK_WEBHOOK_KEY.encode()
 
 
 _EMPTY_BATCH = [(_EVENTS_FIELD, b"[]")]

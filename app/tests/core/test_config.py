@@ -28,6 +28,10 @@ def test_several_webhook_keys_comma_separated(monkeypatch: pytest.MonkeyPatch) -
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
 
 
+# The shape of a real Mandrill webhook key: 22 base64url characters.
+REAL_KEY = "ntynTMaFpM_octE5R1DKAw"
+
+
 def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError) as info:
         Settings(_env_file=None, environment="production")
@@ -37,7 +41,7 @@ def test_production_refuses_placeholder_secrets() -> None:
         _env_file=None,
         environment="production",
         secret_key="x" * 40,
-        mailchimp_webhook_secret="real-key",
+        mailchimp_webhook_secret=REAL_KEY,
     )
     assert ok.effective_log_format is LogFormat.JSON
 
@@ -92,7 +96,7 @@ def test_an_audience_token_shorter_than_24_characters_is_refused() -> None:
 
 @pytest.mark.parametrize("environment", ["development", "test", "production"])
 def test_url_safe_audience_tokens_are_accepted(environment: str) -> None:
-    production = {"secret_key": "x" * 40, "mailchimp_webhook_secret": "ntynTMaFpM_octE5R1DKAw"}
+    production = {"secret_key": "x" * 40, "mailchimp_webhook_secret": REAL_KEY}
     for token in [GOOD_TOKEN, secrets.token_urlsafe(32), "audience-token-for-tests"]:
         settings = Settings(
             _env_file=None,
@@ -150,3 +154,70 @@ def test_forwarded_allow_ips_refuses_what_uvicorn_would_silently_ignore(value: s
     # uvicorn keeps an entry it cannot parse as a literal that no peer address ever equals.
     with pytest.raises(ValidationError, match="not an IP address or network"):
         Settings(_env_file=None, forwarded_allow_ips=value)
+
+
+# --- weak webhook keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ("test-webhook", "the key is 'test-webhook', Mandrill's public URL-verification key"),
+        (f"{REAL_KEY},test-webhook", "key 2 of 2 is 'test-webhook'"),
+        ("k", "the key is shorter than 16 characters"),
+        (f"x7Qp,{REAL_KEY}", "key 1 of 2 is shorter than 16 characters"),
+        ("0123456789abcde", "the key is shorter than 16 characters"),
+    ],
+)
+def test_weak_webhook_keys_are_refused_outside_development(
+    environment: str, keys: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(
+            _env_file=None,
+            environment=environment,
+            secret_key="x" * 40,
+            mailchimp_webhook_secret=keys,
+        )
+    text = str(info.value)
+    assert f"refusing to start in {environment}" in text
+    assert f"MAILCHIMP_WEBHOOK_SECRET: {problem}" in text
+    assert REAL_KEY not in text and "x7Qp" not in text and "abcde" not in text
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_webhook_keys_of_16_characters_or_more_are_accepted(environment: str) -> None:
+    for keys in [
+        REAL_KEY,
+        "0123456789abcdef",
+        f"{REAL_KEY}, test-webhook-key-1",
+        "test-webhook-2026",
+    ]:
+        settings = Settings(
+            _env_file=None,
+            environment=environment,
+            secret_key="x" * 40,
+            mailchimp_webhook_secret=keys,
+        )
+        assert len(settings.webhook_keys) == keys.count(",") + 1
+
+
+def test_development_takes_any_webhook_key() -> None:
+    # A first run may point Mailchimp's URL check at a laptop with whatever key it has.
+    for keys in ["test-webhook", "k", ""]:
+        Settings(_env_file=None, environment="development", mailchimp_webhook_secret=keys)
+
+
+def test_start_up_in_production_with_the_url_check_key_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout's
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("MAILCHIMP_WEBHOOK_SECRET", "test-webhook")
+    with pytest.raises(SystemExit) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("Kave cannot start, the configuration is invalid:")
+    assert "MAILCHIMP_WEBHOOK_SECRET: the key is 'test-webhook'" in message

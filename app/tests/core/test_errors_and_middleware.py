@@ -76,6 +76,14 @@ async def test_validation_error_is_422_envelope(app: FastAPI, client: httpx.Asyn
     error = assert_envelope(await client.get("/needs-int?n=abc"), 422, "validation_error")
     assert error["details"][0]["loc"] == ["query", "n"]
     assert "abc" not in str(error["details"])  # the input itself is never echoed
+    # The message names what is wrong, and where.
+    assert error["message"].startswith("The request is not valid: query parameter 'n': Input")
+    assert "abc" not in error["message"]
+    broken = await client.post(
+        "/api/v1/users", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    error = assert_envelope(broken, 422, "validation_error")
+    assert error["message"] == "The request is not valid: body: JSON decode error."
 
 
 async def test_request_id_is_honoured_or_generated(client: httpx.AsyncClient) -> None:

@@ -66,6 +66,22 @@ async def test_setup_check_is_accepted_and_stores_nothing(
     assert await count(session, WebhookEvent) == 0
 
 
+@pytest.mark.parametrize("settings_overrides", [{"environment": "production"}])
+async def test_setup_check_still_works_in_production_where_that_key_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Any
+) -> None:
+    # Production refuses `test-webhook` as MAILCHIMP_WEBHOOK_SECRET; Mailchimp's URL check,
+    # the empty batch signed with it, is still answered 200 (and stores nothing).
+    assert settings.environment == "production"
+    assert b"test-webhook" not in settings.webhook_keys
+    response = await post_events(client, "[]", key="test-webhook")
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 0, "duplicates": 0}
+    forged = await post_events(client, [message_event()], key="test-webhook")
+    assert forged.status_code == 401
+    assert await count(session, WebhookEvent) == 0
+
+
 async def test_missing_and_wrong_signature_are_401(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
