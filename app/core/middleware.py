@@ -106,21 +106,26 @@ class EdgeMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        response_started = False
+        response_started = overflowed = False
         received = 0
         max_bytes = self.max_body_bytes
 
         async def edge_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
+                    overflowed = True
                     raise BodyTooLarge
             return message
 
         async def edge_send(message: Message) -> None:
             nonlocal status, response_started
+            if overflowed:
+                # The app caught BodyTooLarge and answers something else (FastAPI makes a body
+                # it could not read a 400): that answer is dropped, the 413 goes instead.
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
@@ -141,11 +146,18 @@ class EdgeMiddleware:
                 await _serve(shortcut, scope, edge_receive, edge_send)
             else:
                 await self.app(scope, edge_receive, edge_send)
+            if overflowed:
+                raise BodyTooLarge
         except BodyTooLarge:
             if response_started:
                 raise
+            overflowed = False
             await self._too_large(scope, receive, edge_send)
         except Exception as exc:
+            if overflowed and not response_started:  # an error raised while failing on it
+                overflowed = False
+                await self._too_large(scope, receive, edge_send)
+                return
             # Answered here rather than by Starlette's outermost handler, so the 500 still
             # carries the request id. Only the exception's type is logged, never its text.
             error_logger.error(

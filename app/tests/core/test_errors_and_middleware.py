@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -175,3 +176,28 @@ async def test_ready_is_503_on_an_unmigrated_database(
     finally:
         app.state.session_factory = original
         await empty.dispose()
+
+
+async def _chunks(size: int, piece: bytes = b"y") -> AsyncIterator[bytes]:
+    for _ in range(size // 65536):
+        yield piece * 65536
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 4096}])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        ("/api/v1/users", "application/json"),
+    ],
+)
+async def test_a_chunked_over_limit_body_is_413_not_400(
+    client: httpx.AsyncClient, path: str, content_type: str
+) -> None:
+    # FastAPI turns a body it failed to read into a 400; the edge answers its 413 instead.
+    response = await client.post(
+        path, content=_chunks(65536 * 2), headers={"Content-Type": content_type}
+    )
+    assert "content-length" not in response.request.headers
+    error = assert_envelope(response, 413, "payload_too_large")
+    assert "4096" in error["message"]
