@@ -122,12 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    webhook_path = f"{API_PREFIX}{mandrill_router.prefix}"
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
         api_prefix=API_PREFIX,
         metric_prefixes=[API_PREFIX],
-        shortcuts={("POST", f"{API_PREFIX}{mandrill_router.prefix}"): receive_mandrill_batch},
+        shortcuts={("POST", webhook_path): receive_mandrill_batch},
+        large_body_paths=[webhook_path],
     )
     return app
 

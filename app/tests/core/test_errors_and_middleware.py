@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.errors import EmailNotFound
+from app.core.middleware import SMALL_BODY_BYTES
 from app.tests.support import WEBHOOK_PATH
 
 
@@ -181,6 +182,32 @@ async def test_ready_is_503_on_an_unmigrated_database(
 async def _chunks(size: int, piece: bytes = b"y") -> AsyncIterator[bytes]:
     for _ in range(size // 65536):
         yield piece * 65536
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        ("/api/v1/users", "application/json"),
+        (
+            "/api/v1/webhooks/mailchimp/audience/audience-token-for-tests",
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+)
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+async def test_over_limit_bodies_elsewhere_are_413_envelopes(
+    client: httpx.AsyncClient, path: str, content_type: str, declared: bool
+) -> None:
+    # Routes other than the Mandrill webhook take SMALL_BODY_BYTES, declared or streamed.
+    size = 2 * SMALL_BODY_BYTES
+    headers = {"Content-Type": content_type}
+    if declared:
+        headers["Content-Length"] = str(size)
+    response = await client.post(path, content=_chunks(size), headers=headers)
+    assert ("content-length" in response.request.headers) == declared
+    error = assert_envelope(response, 413, "payload_too_large")
+    assert str(SMALL_BODY_BYTES) in error["message"]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 4096}])

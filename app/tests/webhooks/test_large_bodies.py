@@ -5,6 +5,7 @@ processed exactly as the small path would, and one over MAX_BODY_BYTES is a 413.
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import json
 import os
@@ -93,6 +94,18 @@ def large_event(attachment: bytes, subject: str) -> tuple[dict[str, Any], bytes]
         }
     }
     return inbound_event(message, attachments=attachments), message.as_bytes()
+
+
+def test_the_default_limit_admits_25_mib_of_attachments_as_mandrill_sends_them() -> None:
+    # Mandrill caps messages at 25 MB; the body carries the message (base64 lines, CRLF) and
+    # each attachment again, JSON-escaped (`\/`) and url-encoded. Linear in the attachment.
+    attachment = os.urandom(MIB)
+    event, _ = large_event(attachment, "one MiB")
+    message = build_message(attachments=[("blob.bin", "application/octet-stream", attachment)])
+    event["msg"]["raw_msg"] = message.as_bytes(policy=email.policy.SMTP).decode()
+    body, _ = mandrill_form([event])
+    assert 3.0 < len(body) / MIB < 3.2  # 25 MiB of attachments: a ~77 MiB body
+    assert 25 * len(body) < Settings(_env_file=None).max_body_bytes
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
