@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "filter": True,
         },
         lifespan=lifespan,
+        # A path with a trailing slash is another path: 404, never a redirect (a redirected
+        # POST is a signed webhook lost, and the route's answer would be a bare 307).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.limiter = build_limiter(settings)

@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from app.core.errors import EmailNotFound
 from app.core.middleware import SMALL_BODY_BYTES
-from app.tests.support import WEBHOOK_PATH
+from app.db.models import WebhookEvent
+from app.tests.support import WEBHOOK_PATH, inbound_event, signed_form
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -228,3 +230,17 @@ async def test_a_chunked_over_limit_body_is_413_not_400(
     assert "content-length" not in response.request.headers
     error = assert_envelope(response, 413, "payload_too_large")
     assert "4096" in error["message"]
+
+
+async def test_a_trailing_slash_is_a_404_envelope_never_a_redirect(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    body, headers = signed_form([inbound_event()])
+    response = await client.post(WEBHOOK_PATH + "/", content=body, headers=headers)
+    assert_envelope(response, 404, "not_found")
+    assert "location" not in response.headers
+    for path in ("/api/v1/emails/", "/health/live/", "/api/v1/auth/token/"):
+        assert_envelope(await client.request("GET", path), 404, "not_found")
+    assert (await client.head(WEBHOOK_PATH)).status_code == 200  # Mailchimp's URL check
+    async with app.state.session_factory() as s:
+        assert await s.scalar(select(func.count()).select_from(WebhookEvent)) == 0
