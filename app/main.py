@@ -11,11 +11,11 @@ import structlog
 from fastapi import FastAPI
 from slowapi.errors import RateLimitExceeded
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.middleware.cors import CORSMiddleware
 
 from app import health
 from app.api import api_router
 from app.core.config import Settings, load_settings
+from app.core.cors import EnvelopeCORSMiddleware
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

@@ -244,3 +244,26 @@ async def test_a_trailing_slash_is_a_404_envelope_never_a_redirect(
     assert (await client.head(WEBHOOK_PATH)).status_code == 200  # Mailchimp's URL check
     async with app.state.session_factory() as s:
         assert await s.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": "https://ops.example.com"}])
+@pytest.mark.parametrize(
+    ("origin", "method", "refused"),
+    [
+        ("https://evil.example", "GET", [{"refused": "origin"}]),
+        ("https://ops.example.com", "PUT", [{"refused": "method"}]),
+        ("https://evil.example", "PUT", [{"refused": "origin"}, {"refused": "method"}]),
+    ],
+)
+async def test_a_refused_cors_preflight_is_a_403_envelope(
+    client: httpx.AsyncClient, origin: str, method: str, refused: list[dict[str, str]]
+) -> None:
+    response = await client.options(
+        "/api/v1/emails", headers={"Origin": origin, "Access-Control-Request-Method": method}
+    )
+    error = assert_envelope(response, 403, "cors_not_allowed")
+    assert error["details"] == refused
+    assert response.headers["content-type"] == "application/json"
+    if {"refused": "origin"} in refused:
+        assert "access-control-allow-origin" not in response.headers
+    assert response.headers["vary"].startswith("Origin")
