@@ -118,6 +118,7 @@ class EdgeMiddleware:
         received = 0
         path = scope["path"]
         max_bytes = self.max_body_bytes if path in self.large_body_paths else self.small_body_bytes
+        head = scope["method"] == "HEAD"
 
         async def edge_receive() -> Message:
             nonlocal received, overflowed
@@ -143,6 +144,9 @@ class EdgeMiddleware:
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.extend(h for h in self._security_headers(path) if h[0] not in present)
                 message["headers"] = headers
+            elif head and message.get("body"):
+                # HEAD: the headers a GET would get (its Content-Length too), never a body.
+                message = {**message, "body": b""}
             await send(message)
 
         try:

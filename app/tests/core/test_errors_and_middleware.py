@@ -267,3 +267,35 @@ async def test_a_refused_cors_preflight_is_a_403_envelope(
     if {"refused": "origin"} in refused:
         assert "access-control-allow-origin" not in response.headers
     assert response.headers["vary"].startswith("Origin")
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
+async def test_head_on_the_probes_answers_as_get_without_a_body(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    get = await client.get(path)
+    head = await client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] != "0"
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+async def test_head_on_ready_is_503_without_a_body_when_not_ready(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from app.db.session import build_engine, build_session_factory
+
+    broken = build_engine(
+        app.state.settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    )
+    original = app.state.session_factory
+    app.state.session_factory = build_session_factory(broken)
+    try:
+        response = await client.head("/health/ready")
+        assert response.status_code == 503
+        assert response.content == b""
+        assert response.headers["retry-after"] == "5"
+    finally:
+        app.state.session_factory = original
+        await broken.dispose()
