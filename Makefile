@@ -15,7 +15,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint lock migrate bench soak docker-test clean help
+.PHONY: run test lint lock migrate bench bench-unsigned soak docker-test clean help
 
 help:
 	@echo "make run      serve Kave on http://$(HOST):$(PORT) (SQLite + ./data/attachments)"
@@ -24,6 +24,7 @@ help:
 	@echo "make migrate  apply database migrations (DATABASE_URL)"
 	@echo "make lock     recompile requirements/*.txt from requirements/*.in"
 	@echo "make bench    run the benchmark (BENCH_DATABASE_URL selects PostgreSQL)"
+	@echo "make bench-unsigned  memory and /health/live while unsigned large bodies come in"
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -62,6 +63,9 @@ lock: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+bench-unsigned: $(VENV)/.dev
+	$(BIN)/python -m bench.unsigned
 
 soak: $(VENV)/.dev
 	$(BIN)/python -m bench.soak

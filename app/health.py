@@ -25,6 +25,9 @@ class HealthStatus(BaseModel):
     checks: dict[str, str] = {}
 
 
+# Monitors probe with HEAD: answered by the GET endpoints (same status and headers; the edge
+# drops the body), kept out of the schema as FastAPI documents no body-less variant of a route.
+@router.head("/live", response_model=HealthStatus, include_in_schema=False)
 @router.get("/live", response_model=HealthStatus)
 async def live() -> HealthStatus:
     return HealthStatus(status="ok")
@@ -53,6 +56,7 @@ async def _check_storage(request: Request) -> str:
     return "ok"
 
 
+@router.head("/ready", response_model=HealthStatus, include_in_schema=False)
 @router.get(
     "/ready",
     response_model=HealthStatus,

@@ -13,13 +13,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.middleware.cors import CORSMiddleware
 
 from app import health
 from app.audience.routes import router as audience_events_router
 from app.audience.tasks import process_audience_event
 from app.audience.webhook import router as audience_webhook_router
 from app.core.config import Settings, load_settings
+from app.core.cors import EnvelopeCORSMiddleware
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
@@ -140,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "filter": True,
         },
         lifespan=lifespan,
+        # A path with a trailing slash is another path: 404, never a redirect (a redirected
+        # POST is a signed webhook lost, and the route's answer would be a bare 307).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.limiter = build_limiter(settings)  # where slowapi looks for it
@@ -156,12 +159,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: the edge wraps everything else.
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    webhook_path = f"{API_PREFIX}{mandrill_router.prefix}"
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metric_prefixes=[API_PREFIX],
         shortcuts=dict([mandrill_shortcut(app, API_PREFIX)]),
         path_secrets=[audience_token.get_secret_value()] if audience_token else [],
+        large_body_paths=[webhook_path],
     )
     return app
 

@@ -87,7 +87,14 @@ class Settings(BaseSettings):
     mailchimp_server_prefix: str | None = None
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # The Mandrill webhook's limit (every other route: 1 MiB or this, whichever is smaller).
+    # Mandrill documents no inbound limit but caps messages at 25 MB, and a payload carries the
+    # message twice: raw_msg, then each attachment again, decoded and base64-encoded, in
+    # `attachments`/`images`; its JSON writes `/` as `\/` and the form url-encodes that. Computed
+    # (app/tests/webhooks/test_large_bodies.py), 25 MiB of binary attachments make a 77.4 MiB
+    # body (a 25 MiB message in all, 56.6 MiB); 96 MiB leaves room for text attachments and
+    # bodies, which are escaped more. A refused authentic batch holds back all later mail.
+    max_body_bytes: int = Field(default=96 * 1024 * 1024, ge=1024)
     metrics_token: SecretStr | None = None
 
     log_level: str = "INFO"

@@ -67,6 +67,11 @@ _API_CSP_BYTES = _API_CSP.encode()
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
+# Every route but the `large_body_paths` (the Mandrill webhook) takes small bodies: a token
+# form, a user's JSON, an audience webhook's form. The framework reads a body before it checks
+# credentials, so this bounds what an anonymous request can make it hold.
+SMALL_BODY_BYTES = 1024 * 1024
+
 
 class BodyTooLarge(Exception):
     """Raised inside `receive` when the streamed body passes the limit."""
@@ -82,6 +87,7 @@ class EdgeMiddleware:
         metric_prefixes: Iterable[str] = (),
         shortcuts: Mapping[tuple[str, str], Endpoint] | None = None,
         path_secrets: Iterable[str] = (),
+        large_body_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         # Secrets masked wherever they appear in a logged path (the audience token, also
@@ -96,6 +102,8 @@ class EdgeMiddleware:
             for key, endpoint in (shortcuts or {}).items()
         }
         self.max_body_bytes = max_body_bytes
+        self.small_body_bytes = min(max_body_bytes, SMALL_BODY_BYTES)
+        self.large_body_paths = frozenset(large_body_paths)
         self.api_prefix = api_prefix
         self.docs_paths = (f"{api_prefix}/docs", f"{api_prefix}/redoc")
         self.metrics = RequestMetrics(metric_prefixes)
@@ -128,46 +136,61 @@ class EdgeMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        response_started = False
+        response_started = overflowed = False
         received = 0
-        max_bytes = self.max_body_bytes
+        path = scope["path"]
+        max_bytes = self.max_body_bytes if path in self.large_body_paths else self.small_body_bytes
+        head = scope["method"] == "HEAD"
 
         async def edge_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
+                    overflowed = True
                     raise BodyTooLarge
             return message
 
         async def edge_send(message: Message) -> None:
             nonlocal status, response_started
+            if overflowed:
+                # The app caught BodyTooLarge and answers something else (FastAPI makes a body
+                # it could not read a 400): that answer is dropped, the 413 goes instead.
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
                 present = {name.lower() for name, _ in headers}
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
-                headers.extend(
-                    h for h in self._security_headers(scope["path"]) if h[0] not in present
-                )
+                headers.extend(h for h in self._security_headers(path) if h[0] not in present)
                 message["headers"] = headers
+            elif head and message.get("body"):
+                # HEAD: the headers a GET would get (its Content-Length too), never a body.
+                message = {**message, "body": b""}
             await send(message)
 
         try:
-            shortcut = self.shortcuts.get((scope["method"], scope["path"]))
+            shortcut = self.shortcuts.get((scope["method"], path))
             if declared is not None and _declared_size(declared) > max_bytes:
-                await self._too_large(scope, receive, edge_send)
+                await self._too_large(scope, receive, edge_send, max_bytes)
             elif shortcut is not None:
                 await _serve(shortcut, scope, edge_receive, edge_send)
             else:
                 await self.app(scope, edge_receive, edge_send)
+            if overflowed:
+                raise BodyTooLarge
         except BodyTooLarge:
             if response_started:
                 raise
-            await self._too_large(scope, receive, edge_send)
+            overflowed = False
+            await self._too_large(scope, receive, edge_send, max_bytes)
         except Exception as exc:
+            if overflowed and not response_started:  # an error raised while failing on it
+                overflowed = False
+                await self._too_large(scope, receive, edge_send, max_bytes)
+                return
             # Answered here rather than by Starlette's outermost handler, so the answer still
             # carries the request id: a 503 when the database is unreachable, else a 500.
             if response_started:
@@ -190,11 +213,11 @@ class EdgeMiddleware:
             structlog.contextvars.clear_contextvars()
             request_id_var.reset(token)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
             413,
             "payload_too_large",
-            f"The request body is larger than the limit of {self.max_body_bytes} bytes.",
+            f"The request body is larger than the limit of {limit} bytes.",
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

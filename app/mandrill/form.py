@@ -15,6 +15,7 @@ EVENTS_FIELD = "mandrill_events"
 
 
 MAX_FORM_FIELDS = 100
+TOO_MANY_FIELDS = "The form has too many fields to be a Mandrill webhook."
 
 
 FormParams = list[tuple[bytes, bytes]]
@@ -28,7 +29,7 @@ def parse_form(body: bytes) -> FormParams:
     try:
         return parse_urlencoded(body, max_fields=MAX_FORM_FIELDS)
     except TooManyFields as exc:
-        raise InvalidSignature("The form has too many fields to be a Mandrill webhook.") from exc
+        raise InvalidSignature(TOO_MANY_FIELDS) from exc
 
 
 def decode_events(params: FormParams) -> list[Any]:

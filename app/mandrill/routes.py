@@ -16,6 +16,12 @@ from app.deps import services
 from app.mandrill.classify import classify_batch
 from app.mandrill.form import FormParams, decode_events, parse_form
 from app.mandrill.signature import verify_mandrill_signature
+from app.mandrill.streaming import (
+    STREAM_THRESHOLD_BYTES,
+    SpooledForm,
+    read_streamed,
+    verify_spooled,
+)
 from app.processing.ingest import offload_if_large
 
 router = APIRouter(prefix="/webhooks/mailchimp", tags=["webhooks"])
@@ -39,9 +45,9 @@ async def url_check_get() -> Response:
     return Response(status_code=200)
 
 
-async def _read_params(request: Request) -> tuple[FormParams, int]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
+async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]:
+    headers = request.headers
+    if headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_fields=100)
         params = [
             (k.encode(), v.encode("utf-8", "surrogateescape"))
@@ -49,6 +55,10 @@ async def _read_params(request: Request) -> tuple[FormParams, int]:
             if not isinstance(v, UploadFile)
         ]
         return params, sum(len(v) for _, v in params)
+    declared = headers.get("content-length")
+    if declared is None or not declared.isdigit() or int(declared) > STREAM_THRESHOLD_BYTES:
+        # Large or of unknown size: decoded while it streams in, never whole in memory.
+        return await read_streamed(request.stream())
     # Read without `request.body()`, which keeps the body on the request until it ends: a
     # large batch's body is dropped as soon as its fields are decoded.
     body = b"".join([chunk async for chunk in request.stream()])
@@ -70,13 +80,17 @@ async def receive_mandrill_batch(request: Request) -> Response:
     # showed in its profile); what it needs is on app.state, and the answer is two integers.
     kave = services(request)
     settings = kave.settings
-    params, size = await _read_params(request)
-    authentic = verify_mandrill_signature(
-        signature=request.headers.get("x-mandrill-signature"),
-        url=settings.mailchimp_webhook_url,
-        params=params,
-        keys=settings.webhook_keys,
-    )
+    form, size = await _read_params(request)
+    signature = request.headers.get("x-mandrill-signature")
+    url, keys = settings.mailchimp_webhook_url, settings.webhook_keys
+    if isinstance(form, SpooledForm):
+        authentic, params = await verify_spooled(form, signature=signature, url=url, keys=keys)
+    else:
+        params = form
+        authentic = verify_mandrill_signature(
+            signature=signature, url=url, params=params, keys=keys
+        )
+    del form
     if not authentic:
         logger.info("webhook.mandrill.setup_check")
         return ack_response(0, 0)

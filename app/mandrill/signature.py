@@ -38,6 +38,13 @@ def _matches(provided: bytes, key: bytes, url: str, params: FormParams) -> bool:
     return hmac.compare_digest(provided, mandrill_signature(key, url, params).encode("ascii"))
 
 
+def provided_signature(signature: str | None) -> bytes:
+    """The X-Mandrill-Signature header as compared (raises when it is missing)."""
+    if not signature:
+        raise InvalidSignature("The X-Mandrill-Signature header is missing.")
+    return signature.strip().encode("utf-8", "replace")
+
+
 def verify_mandrill_signature(
     *, signature: str | None, url: str, params: FormParams, keys: Sequence[bytes]
 ) -> bool:
@@ -46,9 +53,7 @@ def verify_mandrill_signature(
     The setup check is `mandrill_events=[]` signed with the literal key `test-webhook`: it is
     accepted (nothing is stored) and that key authenticates nothing else.
     """
-    if not signature:
-        raise InvalidSignature("The X-Mandrill-Signature header is missing.")
-    provided = signature.strip().encode("utf-8", "replace")
+    provided = provided_signature(signature)
     if any([_matches(provided, key, url, params) for key in keys]):  # noqa: C419 (check every key)
         return True
     if params == _EMPTY_BATCH and _matches(provided, SETUP_CHECK_KEY, url, params):

@@ -16,7 +16,7 @@ def test_defaults_are_the_embedded_service() -> None:
     settings = Settings(_env_file=None)
     assert settings.database_url == "sqlite+aiosqlite:///./kave.db"
     assert str(settings.storage_local_path) == "data/attachments"
-    assert settings.max_body_bytes == 64 * 1024 * 1024
+    assert settings.max_body_bytes == 96 * 1024 * 1024
     assert settings.effective_log_format is LogFormat.CONSOLE
 
 

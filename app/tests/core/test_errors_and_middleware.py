@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
+from app.core.middleware import SMALL_BODY_BYTES
 from app.emails.errors import EmailNotFound
-from app.tests.support import WEBHOOK_PATH
+from app.processing.models import WebhookEvent
+from app.tests.support import WEBHOOK_PATH, inbound_event, signed_form
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -183,3 +187,123 @@ async def test_ready_is_503_on_an_unmigrated_database(
     finally:
         app.state.services.session_factory = original
         await empty.dispose()
+
+
+async def _chunks(size: int, piece: bytes = b"y") -> AsyncIterator[bytes]:
+    for _ in range(size // 65536):
+        yield piece * 65536
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        ("/api/v1/users", "application/json"),
+        (
+            "/api/v1/webhooks/mailchimp/audience/audience-token-for-tests",
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+)
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+async def test_over_limit_bodies_elsewhere_are_413_envelopes(
+    client: httpx.AsyncClient, path: str, content_type: str, declared: bool
+) -> None:
+    # Routes other than the Mandrill webhook take SMALL_BODY_BYTES, declared or streamed.
+    size = 2 * SMALL_BODY_BYTES
+    headers = {"Content-Type": content_type}
+    if declared:
+        headers["Content-Length"] = str(size)
+    response = await client.post(path, content=_chunks(size), headers=headers)
+    assert ("content-length" in response.request.headers) == declared
+    error = assert_envelope(response, 413, "payload_too_large")
+    assert str(SMALL_BODY_BYTES) in error["message"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 4096}])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        ("/api/v1/users", "application/json"),
+    ],
+)
+async def test_a_chunked_over_limit_body_is_413_not_400(
+    client: httpx.AsyncClient, path: str, content_type: str
+) -> None:
+    # FastAPI turns a body it failed to read into a 400; the edge answers its 413 instead.
+    response = await client.post(
+        path, content=_chunks(65536 * 2), headers={"Content-Type": content_type}
+    )
+    assert "content-length" not in response.request.headers
+    error = assert_envelope(response, 413, "payload_too_large")
+    assert "4096" in error["message"]
+
+
+async def test_a_trailing_slash_is_a_404_envelope_never_a_redirect(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    body, headers = signed_form([inbound_event()])
+    response = await client.post(WEBHOOK_PATH + "/", content=body, headers=headers)
+    assert_envelope(response, 404, "not_found")
+    assert "location" not in response.headers
+    for path in ("/api/v1/emails/", "/health/live/", "/api/v1/auth/token/"):
+        assert_envelope(await client.request("GET", path), 404, "not_found")
+    assert (await client.head(WEBHOOK_PATH)).status_code == 200  # Mailchimp's URL check
+    async with app.state.services.session_factory() as s:
+        assert await s.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": "https://ops.example.com"}])
+@pytest.mark.parametrize(
+    ("origin", "method", "refused"),
+    [
+        ("https://evil.example", "GET", [{"refused": "origin"}]),
+        ("https://ops.example.com", "PUT", [{"refused": "method"}]),
+        ("https://evil.example", "PUT", [{"refused": "origin"}, {"refused": "method"}]),
+    ],
+)
+async def test_a_refused_cors_preflight_is_a_403_envelope(
+    client: httpx.AsyncClient, origin: str, method: str, refused: list[dict[str, str]]
+) -> None:
+    response = await client.options(
+        "/api/v1/emails", headers={"Origin": origin, "Access-Control-Request-Method": method}
+    )
+    error = assert_envelope(response, 403, "cors_not_allowed")
+    assert error["details"] == refused
+    assert response.headers["content-type"] == "application/json"
+    if {"refused": "origin"} in refused:
+        assert "access-control-allow-origin" not in response.headers
+    assert response.headers["vary"].startswith("Origin")
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
+async def test_head_on_the_probes_answers_as_get_without_a_body(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    get = await client.get(path)
+    head = await client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"] != "0"
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+async def test_head_on_ready_is_503_without_a_body_when_not_ready(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from app.db.session import build_engine, build_session_factory
+
+    broken = build_engine(
+        app.state.settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    )
+    original = app.state.services.session_factory
+    app.state.services.session_factory = build_session_factory(broken)
+    try:
+        response = await client.head("/health/ready")
+        assert response.status_code == 503
+        assert response.content == b""
+        assert response.headers["retry-after"] == "5"
+    finally:
+        app.state.services.session_factory = original
+        await broken.dispose()

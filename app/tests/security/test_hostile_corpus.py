@@ -176,7 +176,7 @@ async def test_a_30_mb_attachment_is_stored_byte_exact(
     )
     body, headers = signed_form(_json_text([raw_event(message.as_bytes())]))
     del message
-    # ~45 MB once base64, JSON and form encoded: under the default 64 MB body limit.
+    # ~45 MB once base64, JSON and form encoded: under the default body limit.
     assert 40 * 2**20 < len(body) < settings.max_body_bytes
     response = await client.post(WEBHOOK_PATH, content=body, headers=headers)
     del body
