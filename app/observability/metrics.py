@@ -1,4 +1,8 @@
-"""Split from app.observability.metrics."""
+"""The event backlog, read from the database at scrape time.
+
+The backlog gauges are computed per scrape in a registry of their own, from the scraped app's
+database; the request counters live with the edge (`app/core/http_metrics.py`).
+"""
 
 from __future__ import annotations
 
