@@ -56,6 +56,20 @@ class Email(Base):
     dkim_signed: Mapped[bool | None] = mapped_column(Boolean)
     dkim_valid: Mapped[bool | None] = mapped_column(Boolean)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Computed once at processing (and again by `python -m app.cli recompute-fields`).
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    # Its own key in thread_keys (the Message-ID, or `event:<id>` without one): the thread
+    # is read through it, so a merge of threads never has to find this row.
+    thread_key: Mapped[str | None] = mapped_column(String(600), index=True)
+    category: Mapped[str | None] = mapped_column(String(16), index=True)
+    bounce_recipient: Mapped[str | None] = mapped_column(String(998))
+    bounce_status: Mapped[str | None] = mapped_column(String(64))
+    bounce_action: Mapped[str | None] = mapped_column(String(64))
+    bounce_diagnostic: Mapped[str | None] = mapped_column(Text)
+    sender_authenticated: Mapped[bool | None] = mapped_column(Boolean)
+    sender_auth_reason: Mapped[str | None] = mapped_column(Text)
+    dmarc_result: Mapped[str | None] = mapped_column(String(64))
+    authentication_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -84,6 +98,31 @@ class Attachment(Base):
     blob_key: Mapped[str] = mapped_column(String(256), index=True)
     content_id: Mapped[str | None] = mapped_column(String(998))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set for a file found inside a forwarded message or a winmail.dat: the attachment it
+    # came out of, and the subject and sender of the message that carried it.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    source_subject: Mapped[str | None] = mapped_column(Text)
+    source_from: Mapped[str | None] = mapped_column(String(998))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     email: Mapped[Email] = relationship(back_populates="attachments", lazy="raise")
+
+
+class Thread(Base):
+    """A conversation. A thread merged into another keeps its row, pointing at the survivor,
+    so an id handed out before the merge still finds the conversation."""
+
+    __tablename__ = "threads"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThreadKey(Base):
+    """A Message-ID some stored message carries or names, and the thread it belongs to."""
+
+    __tablename__ = "thread_keys"
+
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    thread_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
