@@ -51,11 +51,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sender_authenticated", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("sender_auth_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("dmarc_result", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column(
+        batch_op.add_column(
+            sa.Column(
                 "authentication_results",
                 sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
                 nullable=True,
-            ))
+            )
+        )
         batch_op.create_index(batch_op.f("ix_emails_thread_key"), ["thread_key"])
         batch_op.create_index(batch_op.f("ix_emails_category"), ["category"])
     with op.batch_alter_table("attachments", schema=None) as batch_op:

@@ -8,6 +8,7 @@ second, 40 KB twenty-five), and anyone on the internet can send us a header.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from email.utils import getaddresses
 
@@ -38,6 +39,10 @@ HEADERS_OF_NOTE = (
     "List-Id",
     "List-Unsubscribe",
     "Auto-Submitted",
+    "X-Autoreply",
+    "X-Autorespond",
+    "X-Auto-Response-Suppress",
+    "X-Failed-Recipients",
     "Precedence",
     "X-Mailer",
     "Content-Type",
@@ -46,6 +51,9 @@ HEADERS_OF_NOTE = (
 MAX_HEADER_CHARS = 16_384
 # The longest line RFC 5322 allows, and the width of the address columns.
 MAX_ADDRESS_CHARS = 998
+# A message carries a few of each; more are not read (each is a hostile header's chance).
+_MAX_AUTH_HEADERS = 20
+_DKIM_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
 # About 1,500 recipients; what lies beyond is not read (address lists: To, Cc, References).
 _MAX_LIST_HEADER_CHARS = 65_536
 
@@ -87,7 +95,22 @@ def header_fields(headers: Mapping[str, list[str]]) -> HeaderFields:
         if "references" in headers
         else [],
         headers=of_note,
+        dkim_domains=dkim_domains(headers.get("dkim-signature", [])),
+        authentication_results=[
+            decoded(value, MAX_HEADER_CHARS)
+            for value in headers.get("authentication-results", [])[:_MAX_AUTH_HEADERS]
+        ],
     )
+
+
+def dkim_domains(values: list[str]) -> list[str]:
+    """The signing domain (`d=`) of each DKIM-Signature, lower-cased."""
+    found: list[str] = []
+    for value in values[:_MAX_AUTH_HEADERS]:
+        match = _DKIM_DOMAIN.search(unfold(bounded(value, MAX_HEADER_CHARS)))
+        if match:
+            found.append(match.group(1).strip().rstrip(".").lower()[:MAX_ADDRESS_CHARS])
+    return found
 
 
 def decoded(value: str, limit: int) -> str:

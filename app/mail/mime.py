@@ -10,15 +10,17 @@ input. Header fields are decoded by app.mail.headers instead.
 from __future__ import annotations
 
 import binascii
+import mimetypes
 import re
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from email import policy
 from email.feedparser import BytesFeedParser
 from email.message import Message
 
 from app.mail.filenames import MAX_FILENAME_BYTES, fallback_filename, sanitize_filename
-from app.mail.headers import collect, decoded, header_fields
+from app.mail.headers import MAX_HEADER_CHARS, addresses, collect, decoded, header_fields
 from app.mail.parsed import BodyParts, HeaderFields, ParsedAttachment
 from app.mail.text import (
     PARSE_ERRORS,
@@ -30,6 +32,7 @@ from app.mail.text import (
     normalize_message_id,
     unfold,
 )
+from app.mail.tnef import is_tnef, tnef_files
 
 _CHUNK_BYTES = 1 << 20
 _BOUNDARY = re.compile(rb"boundary", re.IGNORECASE)
@@ -51,6 +54,9 @@ def _unparsed(name: str, value: str) -> str:
 
 _PARSE_POLICY = policy.default.clone(header_factory=_unparsed)
 _BODY_TYPES = ("text/plain", "text/html")
+# Files are taken out of forwarded messages this many levels deep; beyond, the .eml holds them
+# (each level would store its inner files' bytes again).
+_MAX_NESTED_MESSAGES = 8
 # Forwarded messages are written back with their header lines as received (no refolding),
 # in the line ending of the outer message.
 _WRITE_POLICIES = {
@@ -89,39 +95,64 @@ def read_headers(root: Message) -> HeaderFields:
     return header_fields(collect(root.raw_items()))
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a part sits: inside which attachment (a forwarded message), of which message."""
+
+    parent: int | None = None
+    subject: str | None = None
+    sender: str | None = None
+    depth: int = 0
+
+
+_TOP = _Origin()
+
+
 def read_body(root: Message, raw: bytes) -> BodyParts:
-    """Bodies and attachments, depth first in document order, without recursion."""
+    """Bodies and attachments, depth first in document order, without recursion.
+
+    A forwarded message (`message/rfc822`) is one attachment, followed by the files inside it
+    (and inside its own forwarded messages, up to _MAX_NESTED_MESSAGES deep), each pointing at
+    the attachment it came out of; their bodies are not ours and are not read as bodies.
+    """
     newline = raw.find(b"\n")
     linesep = "\r\n" if newline > 0 and raw[newline - 1 : newline] == b"\r" else "\n"
     body = BodyParts()
-    stack = [root]
+    stack: list[tuple[Message, _Origin]] = [(root, _TOP)]
     while stack:
-        part = stack.pop()
+        part, origin = stack.pop()
         ctype = _content_type(part)
         if part.is_multipart() and not ctype.startswith("message/"):
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend(c for c in reversed(children) if isinstance(c, Message))
+                stack.extend((c, origin) for c in reversed(children) if isinstance(c, Message))
             continue
         # A part the email package cannot even read is dropped; it never costs the message.
         with suppress(*PARSE_ERRORS):
-            _read_leaf(part, ctype, body, linesep)
+            inner = _read_leaf(part, ctype, body, linesep, origin)
+            if inner is not None:
+                stack.append(inner)
     return body
 
 
-def _read_leaf(part: Message, ctype: str, body: BodyParts, linesep: str) -> None:
+def _read_leaf(
+    part: Message, ctype: str, body: BodyParts, linesep: str, origin: _Origin
+) -> tuple[Message, _Origin] | None:
+    """Record the leaf; a forwarded message comes back to be walked in turn."""
     disposition = _guarded(part.get_content_disposition)
     filename = _guarded(part.get_filename)
     if ctype.startswith("multipart/"):
         # The boundary never appeared, so the undivided body text is all there is.
         ctype = "text/plain"
     if ctype in _BODY_TYPES and disposition != "attachment" and not filename:
+        if origin.parent is not None:
+            return None  # the forwarded message's own text: in its .eml, not a file
         if ctype == "text/plain" and body.text_body is None:
             body.text_body = _part_text(part)
-            return
+            return None
         if ctype == "text/html" and body.html_body is None:
             body.html_body = _part_text(part)
-            return
+            return None
     content_id = _content_id(part)
     # Inline: shown within the body by the sender's client. A forwarded message never is here,
     # since its body is kept apart from ours.
@@ -131,15 +162,17 @@ def _read_leaf(part: Message, ctype: str, body: BodyParts, linesep: str) -> None
     fallback = fallback_filename(
         "inline" if inline else "attachment", len(body.attachments) + 1, ctype
     )
+    forwarded = ctype in ("message/rfc822", "message/global")
     if ctype.startswith("message/"):
         content = _message_bytes(part, ctype, linesep)
-        if ctype in ("message/rfc822", "message/global"):
+        if forwarded:
             # A forwarded message stays a message: its body is not merged into ours.
             fallback = "forwarded-message.eml"
             if not filename:
                 filename = _forwarded_subject(part)
     else:
         content = _part_bytes(part)
+    index = len(body.attachments)
     body.attachments.append(
         ParsedAttachment(
             filename=sanitize_filename(filename, fallback=fallback),
@@ -147,7 +180,61 @@ def _read_leaf(part: Message, ctype: str, body: BodyParts, linesep: str) -> None
             content=content,
             content_id=content_id if inline else None,
             inline=inline,
+            parent=origin.parent,
+            source_subject=origin.subject,
+            source_from=origin.sender,
         )
+    )
+    if is_tnef(ctype, filename):
+        _add_tnef_files(body, index, origin)
+    if forwarded and origin.depth < _MAX_NESTED_MESSAGES:
+        inner = _inner_message(part, content)
+        if inner is not None:
+            return inner, _origin_of(inner, index, origin.depth + 1)
+    return None
+
+
+def _add_tnef_files(body: BodyParts, index: int, origin: _Origin) -> None:
+    for number, (name, data) in enumerate(tnef_files(body.attachments[index].content), 1):
+        ctype = _guess_type(name)
+        body.attachments.append(
+            ParsedAttachment(
+                filename=sanitize_filename(
+                    name, fallback=fallback_filename("attachment", number, ctype)
+                ),
+                content_type=ctype,
+                content=data,
+                content_id=None,
+                inline=False,
+                parent=index,
+                source_subject=origin.subject,
+                source_from=origin.sender,
+            )
+        )
+
+
+def _guess_type(name: str | None) -> str:
+    guessed = mimetypes.guess_type(name or "", strict=False)[0]
+    return normalize_content_type(guessed) or "application/octet-stream"
+
+
+def _inner_message(part: Message, content: bytes) -> Message | None:
+    children = part.get_payload()
+    inner = children[0] if isinstance(children, list) and children else None
+    if isinstance(inner, Message):
+        return inner
+    # Sent base64-encoded (not allowed for message/*, but sent): parse the decoded bytes.
+    return parse_message(content) if content else None
+
+
+def _origin_of(inner: Message, parent: int, depth: int) -> _Origin:
+    subject = _raw_header(inner, "subject")
+    senders = addresses([v for k, v in inner.raw_items() if k.lower() == "from"][:1])
+    return _Origin(
+        parent=parent,
+        subject=(decoded(subject, MAX_HEADER_CHARS).strip() or None) if subject else None,
+        sender=senders[0].email if senders else None,
+        depth=depth,
     )
 
 

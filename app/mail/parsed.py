@@ -24,6 +24,11 @@ class ParsedAttachment:
     content: bytes  # decoded bytes
     content_id: str | None  # without <>; only for inline parts
     inline: bool
+    # For a file found inside a forwarded message or a winmail.dat: the index (in the
+    # attachment list) of the attachment it came out of, and that message's subject and sender.
+    parent: int | None = None
+    source_subject: str | None = None
+    source_from: str | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +56,8 @@ class ParsedEmail:
     dkim_signed: bool | None
     dkim_valid: bool | None
     tags: list[str]
+    dkim_domains: list[str] = field(default_factory=list)  # d= of each DKIM-Signature
+    authentication_results: list[str] = field(default_factory=list)  # values, topmost first
 
 
 @dataclass(slots=True)
@@ -68,6 +75,8 @@ class HeaderFields:
     in_reply_to: str | None = None
     references: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    dkim_domains: list[str] = field(default_factory=list)
+    authentication_results: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

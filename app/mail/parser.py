@@ -109,6 +109,8 @@ def parse_inbound(msg: object, *, consume: bool = False) -> ParsedEmail:
             )
             if tag
         ],
+        dkim_domains=header.dkim_domains,
+        authentication_results=header.authentication_results,
     )
 
 

@@ -74,13 +74,18 @@ def test_nested_deep() -> None:
 def test_forwarded() -> None:
     parsed = _parse("forwarded.eml")
     assert parsed.text_body == "See the message below."
-    [forwarded] = parsed.attachments
+    # The forwarded message stays one attachment, and the file inside it is one more.
+    [forwarded, inner] = parsed.attachments
     assert (forwarded.filename, forwarded.content_type) == (
         "Quarterly numbers.eml",
         "message/rfc822",
     )
     assert forwarded.content.startswith(b"From: Original <orig@example.com>\r\n")
     assert b"INNER BODY must not become the outer body." in forwarded.content
+    assert forwarded.parent is None
+    assert (inner.filename, inner.content_type, inner.parent) == ("numbers.csv", "text/csv", 0)
+    assert inner.content == b"q,total\r\n1,100"
+    assert (inner.source_subject, inner.source_from) == ("Quarterly numbers", "orig@example.com")
 
 
 def test_inline_image() -> None:

@@ -167,7 +167,9 @@ def test_forwarded_message_is_an_attachment_not_a_body() -> None:
 
     assert parsed.text_body == "See below.\n"
     assert parsed.html_body is None
-    [forwarded] = parsed.attachments
+    # The .eml, then the file inside it (pointing at the .eml), never the inner body.
+    [forwarded, csv] = parsed.attachments
+    assert (csv.filename, csv.parent, csv.content) == ("n.csv", 0, b"q,total\n1,100\n")
     assert forwarded.content_type == "message/rfc822"
     assert forwarded.filename == "Quarterly numbers.eml"
     assert not forwarded.inline
