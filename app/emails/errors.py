@@ -18,3 +18,8 @@ class AttachmentNotFound(NotFound):
 class RawMessageNotAvailable(NotFound):
     code = "raw_message_not_available"
     message = "The email was built from Mandrill's parsed fields; no raw message was stored."
+
+
+class ThreadNotFound(NotFound):
+    code = "thread_not_found"
+    message = "No thread with that id."

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, not_, or_, select
+from sqlalchemy import Select, delete, exists, func, literal, not_, or_, select, tuple_
 from sqlalchemy.orm import load_only
 
+from app.db.base import UTCDateTime
 from app.db.repository import Repository, newest_first
-from app.emails.models import Attachment, Email
+from app.emails.models import Attachment, Email, ThreadKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class EmailFilters:
     received_after: datetime | None = None
     received_before: datetime | None = None
     has_attachments: bool | None = None
+    category: str | None = None
+    thread_id: uuid.UUID | None = None  # a thread that survived any merge (see threads.py)
 
 
 def _contains(column: Any, value: str) -> Any:
@@ -53,7 +56,44 @@ def _email_filters(stmt: Select[Any], filters: EmailFilters) -> Select[Any]:
     if filters.has_attachments is not None:
         has_any = exists().where(Attachment.email_id == Email.id)
         stmt = stmt.where(has_any if filters.has_attachments else not_(has_any))
+    if filters.category is not None:
+        stmt = stmt.where(Email.category == filters.category)
+    if filters.thread_id is not None:
+        stmt = stmt.where(ThreadKey.thread_id == filters.thread_id)
     return stmt
+
+
+# A conversation is read in the order it was written: the Date header, else arrival.
+WRITTEN_AT = func.coalesce(Email.sent_at, Email.received_at, type_=UTCDateTime)
+_LISTED = (
+    Email.id,
+    Email.message_id,
+    Email.subject,
+    Email.from_address,
+    Email.from_name,
+    Email.to,
+    Email.envelope_recipient,
+    Email.sent_at,
+    Email.received_at,
+    Email.thread_key,
+    Email.category,
+    Email.sender_authenticated,
+)
+
+
+def _listed() -> Select[Any]:
+    """Emails with their attachment count and current thread; bodies stay in the database."""
+    attachment_count = (
+        select(func.count(Attachment.id))
+        .where(Attachment.email_id == Email.id)
+        .correlate(Email)
+        .scalar_subquery()
+    )
+    return (
+        select(Email, attachment_count, ThreadKey.thread_id)
+        .outerjoin(ThreadKey, ThreadKey.key == Email.thread_key)
+        .options(load_only(*_LISTED, raiseload=True))
+    )
 
 
 class EmailRepository(Repository[Email]):
@@ -65,35 +105,43 @@ class EmailRepository(Repository[Email]):
         *,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
-    ) -> Sequence[tuple[Email, int]]:
+    ) -> Sequence[tuple[Email, int, uuid.UUID | None]]:
         """Newest first by `(received_at, id)`, strictly after the keyset position `after`.
 
         Only the listed columns are loaded (bodies and headers stay in the database); the
         attachment count is a correlated subquery, not a stored column.
         """
-        attachment_count = (
-            select(func.count(Attachment.id))
-            .where(Attachment.email_id == Email.id)
-            .correlate(Email)
-            .scalar_subquery()
-        )
-        stmt = select(Email, attachment_count).options(
-            load_only(
-                Email.id,
-                Email.message_id,
-                Email.subject,
-                Email.from_address,
-                Email.from_name,
-                Email.to,
-                Email.envelope_recipient,
-                Email.received_at,
-                raiseload=True,
-            )
-        )
-        stmt = _email_filters(stmt, filters)
+        stmt = _email_filters(_listed(), filters)
         stmt = newest_first(stmt, Email.received_at, Email.id, after=after, limit=limit)
         rows = (await self.session.execute(stmt)).all()
-        return [(email, int(count)) for email, count in rows]
+        return [(email, int(count), thread) for email, count, thread in rows]
+
+    async def thread_page(
+        self,
+        filters: EmailFilters,
+        *,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[tuple[Email, int, uuid.UUID | None]]:
+        """Oldest first by `(sent_at or received_at, id)`: a conversation as it was written."""
+        stmt = _email_filters(_listed(), filters)
+        if after is not None:
+            when, last_id = after
+            stmt = stmt.where(
+                tuple_(WRITTEN_AT, Email.id)
+                > tuple_(literal(when, UTCDateTime()), literal(last_id, Email.id.type))
+            )
+        stmt = stmt.order_by(WRITTEN_AT, Email.id).limit(limit)
+        rows = (await self.session.execute(stmt)).all()
+        return [(email, int(count), thread) for email, count, thread in rows]
+
+    async def count_in_thread(self, thread_id: uuid.UUID) -> int:
+        stmt = (
+            select(func.count(Email.id))
+            .join(ThreadKey, ThreadKey.key == Email.thread_key)
+            .where(ThreadKey.thread_id == thread_id)
+        )
+        return int(await self.session.scalar(stmt) or 0)
 
     async def count_all(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Email)) or 0)

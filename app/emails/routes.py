@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -13,10 +14,17 @@ from app.core.security import Scope
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
 from app.deps import SessionDep, SettingsDep, StorageDep
 from app.emails.downloads import BINARY_CONTENT, presigned_redirect, stream_blob
-from app.emails.errors import AttachmentNotFound, EmailNotFound, RawMessageNotAvailable
+from app.emails.errors import (
+    AttachmentNotFound,
+    EmailNotFound,
+    RawMessageNotAvailable,
+    ThreadNotFound,
+)
 from app.emails.repository import AttachmentRepository, EmailFilters, EmailRepository
-from app.emails.schemas import AttachmentOut, EmailDetail, EmailListItem, EmailPage
+from app.emails.schemas import AttachmentOut, EmailDetail, EmailListItem, EmailPage, ThreadOut
 from app.emails.service import delete_email
+from app.emails.threads import ThreadRepository
+from app.mail.category import Category
 from app.storage.base import attachment_content_disposition
 from app.users.deps import require_scopes
 
@@ -36,7 +44,8 @@ CURSOR_ERRORS = error_responses(401, 403, 422, 500, extra={400: "`invalid_cursor
     description=(
         "Keyset pagination: pass `next_cursor` from one page as `cursor` for the next. "
         "Text filters match case-insensitively anywhere in the field. Times without a zone "
-        "are UTC; the range is `received_after <= received_at < received_before`."
+        "are UTC; the range is `received_after <= received_at < received_before`. With "
+        "`thread_id`, the thread's emails oldest first (by Date, else arrival)."
     ),
 )
 async def list_emails(
@@ -55,6 +64,10 @@ async def list_emails(
     received_after: QueryTime | None = None,
     received_before: QueryTime | None = None,
     has_attachments: bool | None = None,
+    category: Annotated[Category | None, Query(description="Only emails of this kind")] = None,
+    thread_id: Annotated[
+        uuid.UUID | None, Query(description="Only this conversation, oldest first")
+    ] = None,
 ) -> EmailPage:
     filters = EmailFilters(
         from_contains=from_,
@@ -63,7 +76,21 @@ async def list_emails(
         received_after=received_after,
         received_before=received_before,
         has_attachments=has_attachments,
+        category=category.value if category else None,
     )
+    if thread_id is None:
+        return await _newest_first(session, filters, cursor=cursor, limit=limit)
+    thread = await ThreadRepository(session).resolve(thread_id)
+    if thread is None:
+        return EmailPage(items=[], next_cursor=None)
+    return await _thread_order(
+        session, replace(filters, thread_id=thread.id), cursor=cursor, limit=limit
+    )
+
+
+async def _newest_first(
+    session: SessionDep, filters: EmailFilters, *, cursor: str | None, limit: int
+) -> EmailPage:
     after = decode_cursor("emails", cursor) if cursor else None
     rows = await EmailRepository(session).page(
         filters, after=(after.received_at, after.id) if after else None, limit=limit + 1
@@ -72,8 +99,55 @@ async def list_emails(
         "emails", rows, limit=limit, position_of=lambda row: Position(row[0].received_at, row[0].id)
     )
     return EmailPage(
-        items=[EmailListItem.of(email, count) for email, count in page.items],
-        next_cursor=page.next_cursor,
+        items=[EmailListItem.of(*row) for row in page.items], next_cursor=page.next_cursor
+    )
+
+
+async def _thread_order(
+    session: SessionDep, filters: EmailFilters, *, cursor: str | None, limit: int
+) -> EmailPage:
+    after = decode_cursor("thread-emails", cursor) if cursor else None
+    rows = await EmailRepository(session).thread_page(
+        filters, after=(after.received_at, after.id) if after else None, limit=limit + 1
+    )
+    page = build_page(
+        "thread-emails",
+        rows,
+        limit=limit,
+        position_of=lambda row: Position(row[0].sent_at or row[0].received_at, row[0].id),
+    )
+    return EmailPage(
+        items=[EmailListItem.of(*row) for row in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/threads/{thread_id}",
+    response_model=ThreadOut,
+    dependencies=READ,
+    responses=error_responses(401, 403, 422, 500, extra={404: "`thread_not_found`"}),
+    summary="A conversation and its emails, oldest first",
+    description=(
+        "An id of a thread that was since merged into another (a message linked the two) "
+        "answers with the thread that survived, under its own id."
+    ),
+)
+async def get_thread(
+    thread_id: uuid.UUID,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = MAX_PAGE_SIZE,
+) -> ThreadOut:
+    thread = await ThreadRepository(session).resolve(thread_id)
+    if thread is None:
+        raise ThreadNotFound()
+    rows = await EmailRepository(session).thread_page(
+        EmailFilters(thread_id=thread.id), after=None, limit=limit + 1
+    )
+    return ThreadOut(
+        id=thread.id,
+        email_count=await EmailRepository(session).count_in_thread(thread.id),
+        emails=[EmailListItem.of(*row) for row in rows[:limit]],
+        truncated=len(rows) > limit,
     )
 
 
@@ -89,7 +163,8 @@ async def get_email(email_id: uuid.UUID, session: SessionDep) -> EmailDetail:
     if email is None:
         raise EmailNotFound()
     attachments = await AttachmentRepository(session).list_for_email(email_id)
-    return EmailDetail.of(email, list(attachments))
+    thread_id = await ThreadRepository(session).thread_of(email.thread_key)
+    return EmailDetail.of(email, list(attachments), thread_id)
 
 
 @router.get(

@@ -47,6 +47,9 @@ LIST_ITEM_EXAMPLE: dict[str, Any] = {
     "envelope_recipient": "inbox@kave.example.com",
     "received_at": "2026-11-21T10:15:02.123456Z",
     "attachment_count": 1,
+    "thread_id": "3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b",
+    "category": "normal",
+    "sender_authenticated": True,
 }
 ATTACHMENT_EXAMPLE: dict[str, Any] = {
     "id": ATTACHMENT_ID_EXAMPLE,
@@ -59,8 +62,21 @@ ATTACHMENT_EXAMPLE: dict[str, Any] = {
     "content_id": None,
     "inline": False,
     "created_at": "2026-11-21T10:15:03Z",
+    "parent_id": None,
+    "source_subject": None,
+    "source_from": None,
     "content_url": f"{API_PREFIX}/attachments/{ATTACHMENT_ID_EXAMPLE}/content",
 }
+CATEGORY_DESCRIPTION = (
+    "`auto_reply` (out-of-office and other automatic answers), `bounce` (a delivery status "
+    "notification), `bulk` (mailing lists, newsletters) or `normal`; null for mail stored "
+    "before Kave computed it (run `python -m app.cli recompute-fields`)"
+)
+SENDER_AUTHENTICATED_DESCRIPTION = (
+    "true: a valid DKIM signature (or an SPF pass) for From's domain or a parent of it; "
+    "false: the evidence contradicts the From domain (valid DKIM for another domain only, "
+    "SPF fail); null: no evidence"
+)
 
 
 class EmailListItem(BaseModel):
@@ -78,9 +94,12 @@ class EmailListItem(BaseModel):
     )
     received_at: datetime
     attachment_count: int
+    thread_id: uuid.UUID | None = Field(description="The conversation: GET /threads/{id}")
+    category: str | None = Field(description=CATEGORY_DESCRIPTION)
+    sender_authenticated: bool | None = Field(description=SENDER_AUTHENTICATED_DESCRIPTION)
 
     @classmethod
-    def of(cls, email: Email, attachment_count: int) -> EmailListItem:
+    def of(cls, email: Email, attachment_count: int, thread_id: uuid.UUID | None) -> EmailListItem:
         return cls(
             id=email.id,
             message_id=email.message_id,
@@ -90,6 +109,9 @@ class EmailListItem(BaseModel):
             envelope_recipient=email.envelope_recipient,
             received_at=email.received_at,
             attachment_count=attachment_count,
+            thread_id=thread_id,
+            category=email.category,
+            sender_authenticated=email.sender_authenticated,
         )
 
 
@@ -121,6 +143,14 @@ class AttachmentOut(BaseModel):
     content_id: str | None
     inline: bool
     created_at: datetime
+    parent_id: uuid.UUID | None = Field(
+        description="For a file found inside a forwarded message (.eml) or a winmail.dat: "
+        "the attachment it came out of"
+    )
+    source_subject: str | None = Field(
+        description="Subject of the forwarded message that carried the file"
+    )
+    source_from: str | None = Field(description="Sender of the forwarded message")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -146,6 +176,13 @@ class SpfResult(BaseModel):
 class DkimResult(BaseModel):
     signed: bool | None
     valid: bool | None
+
+
+class Bounce(BaseModel):
+    recipient: str | None = Field(description="The address that could not be delivered to")
+    status: str | None = Field(description="RFC 3463 status, e.g. `5.1.1`")
+    action: str | None = Field(description="`failed`, `delayed`, ...")
+    diagnostic: str | None
 
 
 class EmailDetail(BaseModel):
@@ -179,6 +216,15 @@ class EmailDetail(BaseModel):
                     "raw_sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e8862"
                     "66e7ae",
                     "attachments": [ATTACHMENT_EXAMPLE],
+                    "reply_text": "Thursday works for me.",
+                    "thread_id": "3f1e2d4c-5b6a-4798-8a1b-2c3d4e5f6a7b",
+                    "category": "normal",
+                    "bounce": None,
+                    "sender_authenticated": True,
+                    "sender_auth_reason": "dkim: valid signature by example.org, aligned "
+                    "with example.org",
+                    "dmarc": "pass",
+                    "authentication_results": [],
                 }
             ]
         },
@@ -208,9 +254,26 @@ class EmailDetail(BaseModel):
     raw_size: int
     raw_sha256: str | None
     attachments: list[AttachmentOut]
+    reply_text: str | None = Field(
+        description="The message's own new words: the text (or the HTML as text) without "
+        "quoted history and signature"
+    )
+    thread_id: uuid.UUID | None = Field(description="The conversation: GET /threads/{id}")
+    category: str | None = Field(description=CATEGORY_DESCRIPTION)
+    bounce: Bounce | None = Field(description="For a bounce: what the report says")
+    sender_authenticated: bool | None = Field(description=SENDER_AUTHENTICATED_DESCRIPTION)
+    sender_auth_reason: str | None = Field(description="Why, in a few words")
+    dmarc: str | None = Field(
+        description="DMARC result of the topmost Authentication-Results header, if any"
+    )
+    authentication_results: list[dict[str, Any]] = Field(
+        description="Authentication-Results headers as parsed, topmost first"
+    )
 
     @classmethod
-    def of(cls, email: Email, attachments: list[Attachment]) -> EmailDetail:
+    def of(
+        cls, email: Email, attachments: list[Attachment], thread_id: uuid.UUID | None
+    ) -> EmailDetail:
         return cls(
             id=email.id,
             event_id=email.event_id,
@@ -236,4 +299,28 @@ class EmailDetail(BaseModel):
             raw_size=email.raw_size,
             raw_sha256=email.raw_sha256,
             attachments=[AttachmentOut.of(a) for a in attachments],
+            reply_text=email.reply_text,
+            thread_id=thread_id,
+            category=email.category,
+            bounce=Bounce(
+                recipient=email.bounce_recipient,
+                status=email.bounce_status,
+                action=email.bounce_action,
+                diagnostic=email.bounce_diagnostic,
+            )
+            if email.category == "bounce"
+            else None,
+            sender_authenticated=email.sender_authenticated,
+            sender_auth_reason=email.sender_auth_reason,
+            dmarc=email.dmarc_result,
+            authentication_results=list(email.authentication_results or []),
         )
+
+
+class ThreadOut(BaseModel):
+    id: uuid.UUID
+    email_count: int
+    emails: list[EmailListItem] = Field(
+        description="Oldest first (by Date, else arrival); at most `limit` of them"
+    )
+    truncated: bool = Field(description="More emails than `limit`: page with /emails?thread_id=")

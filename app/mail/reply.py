@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply import EmailReplyParser
+from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 
 from app.mail.html_text import html_to_text
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import authres
+import authres  # type: ignore[import-untyped]
 
 from app.mail.parsed import ParsedEmail
 from app.mail.text import bounded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tnefparse import TNEF
+from tnefparse import TNEF  # type: ignore[import-untyped]
 
 from app.mail.text import PARSE_ERRORS
 
@@ -25,5 +25,5 @@ def tnef_files(data: bytes) -> list[tuple[str | None, bytes]]:
             name = attachment.long_filename() or attachment.name
             found.append((name if isinstance(name, str) else None, content))
         return found
-    except (*PARSE_ERRORS, IndexError, KeyError, UnicodeError):
+    except PARSE_ERRORS:  # ValueError (not TNEF), IndexError (cut short), UnicodeError...
         return []

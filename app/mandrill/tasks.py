@@ -10,7 +10,10 @@ from typing import Any
 import orjson
 
 from app.deliveries.models import Delivery
-from app.emails.models import Attachment, Email
+from app.emails.agent_fields import apply_agent_fields, attachment_rows
+from app.emails.models import Email
+from app.emails.threads import ThreadRepository, named_keys, own_key
+from app.mail.agent_fields import agent_fields
 from app.mail.errors import UnparseableMessage
 from app.mail.parsed import ParsedEmail
 from app.mail.parser import parse_inbound
@@ -121,22 +124,17 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
         tags=parsed.tags,
         received_at=event.received_at,
     )
-    email.attachments = [
-        Attachment(
-            position=position,
-            filename=att.filename,
-            content_type=att.content_type,
-            size=len(att.content),
-            sha256=sha,
-            blob_key=key,
-            content_id=att.content_id,
-            inline=att.inline,
+    email.attachments = attachment_rows(parsed.attachments, attachment_keys)
+    fields = await offload_if_large(size, agent_fields, parsed)
+    key = own_key(parsed.message_id, event.id)
+    # Its own short transaction (see app/emails/threads.py): the email row, committed with
+    # the event, reads its thread through `key`, so a later merge cannot miss it.
+    async with ctx.session_factory() as session:
+        await ThreadRepository(session).assign(
+            key=key, named=named_keys(parsed.in_reply_to, parsed.references)
         )
-        for position, (att, (sha, key)) in enumerate(
-            zip(parsed.attachments, attachment_keys, strict=True)
-        )
-    ]
-
+        await session.commit()
+    apply_agent_fields(email, fields, thread_key=key)
     return Records(Email, [email])
 
 

@@ -63,6 +63,10 @@ async def test_list_items_newest_first_with_attachment_count(
         "envelope_recipient": None,
         "received_at": "2026-11-20T12:01:00Z",
         "attachment_count": 2,
+        # Written straight to the table: not processed, so not computed.
+        "thread_id": None,
+        "category": None,
+        "sender_authenticated": None,
     }
     assert items[1]["attachment_count"] == 0
 
