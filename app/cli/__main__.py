@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import events, users
+from app.cli.agent_fields import recompute_fields
 from app.cli.audience import audience_app
 
 cli = typer.Typer(
@@ -18,6 +19,7 @@ cli.command("list-users")(users.list_users)
 cli.command("disable-user")(users.disable_user)
 cli.command("first-run-hint")(users.first_run_hint)
 cli.command("replay")(events.replay)
+cli.command("recompute-fields")(recompute_fields)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")

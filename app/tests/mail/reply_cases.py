@@ -187,8 +187,7 @@ REPLY_CASES: tuple[ReplyCase, ...] = (
     ),
     ReplyCase(
         "not_a_reply_with_greater_than_text",
-        "The numbers for November:\n\nrevenue 120k\ncosts 80k\nmargin 40k\n\n"
-        "That is above plan.\n",
+        "The numbers for November:\n\nrevenue 120k\ncosts 80k\nmargin 40k\n\nThat is above plan.\n",
         ("revenue 120k", "margin 40k", "above plan"),
         (),
     ),
