@@ -261,3 +261,61 @@ async def test_replay_failed_events_is_picked_up_by_the_running_server(
 
     bad = await cli("replay", "--status", "received")
     assert bad.returncode == 2
+
+
+async def test_recompute_fields_for_stored_mail(
+    cli: Any, client: httpx.AsyncClient, session: AsyncSession, app: Any, token_for: TokenFor
+) -> None:
+    from app.mail.parser import parse_inbound
+    from app.tests.emails.factories import add_email, attachment_ids
+    from app.tests.mail import agent_messages as m
+    from app.tests.mail.builders import inbound
+
+    store = app.state.services.blob_store
+    forwarded = m.forwarded_with_pdf()
+    raw = forwarded.as_bytes()
+    top = parse_inbound(inbound(raw)).attachments[0]
+    # Stored before Kave computed the fields: only the top-level attachment has a row.
+    old = await add_email(
+        session, store, raw=raw, attachments=[(top.filename, top.content_type, top.content)]
+    )
+    [kept_id] = await attachment_ids(session, old.id)
+    reply = await add_email(
+        session, store, raw=m.message(text="Yes, Friday.\n\n> Friday?\n").as_bytes()
+    )
+    bounce = await add_email(session, store, raw=m.bounce_report("lost@example.net"))
+    # No raw message kept: the columns are read instead.
+    columns_only = await add_email(
+        session, None, text_body="Noted.\n\nOn Mon, Alice wrote:\n> Note this.\n"
+    )
+
+    done = await cli("recompute-fields")
+    assert done.returncode == 0, done.stderr
+    assert "Recomputed 4 email(s)." in done.stdout
+
+    headers = await token_for("emails:read")
+    detail = (await client.get(f"/api/v1/emails/{old.id}", headers=headers)).json()
+    assert detail["category"] == "normal" and detail["thread_id"] is not None
+    names = [(a["filename"], a["id"] == str(kept_id)) for a in detail["attachments"]]
+    assert names == [
+        ("Fwd: Signed contract.eml", True),  # the existing row keeps its id
+        ("Signed contract.eml", False),
+        ("contract.pdf", False),
+        ("totals.csv", False),
+    ]
+    pdf = detail["attachments"][2]
+    assert pdf["parent_id"] == detail["attachments"][1]["id"]
+    assert (await client.get(pdf["content_url"], headers=headers)).content == m.PDF
+    got = (await client.get(f"/api/v1/emails/{reply.id}", headers=headers)).json()
+    assert got["reply_text"] == "Yes, Friday."
+    got = (await client.get(f"/api/v1/emails/{bounce.id}", headers=headers)).json()
+    assert (got["category"], got["bounce"]["recipient"]) == ("bounce", "lost@example.net")
+    got = (await client.get(f"/api/v1/emails/{columns_only.id}", headers=headers)).json()
+    assert (got["reply_text"], got["category"]) == ("Noted.", "normal")
+
+    # Everything has its fields now: a second run finds nothing to do, --all does it again.
+    assert "Recomputed 0 email(s)." in (await cli("recompute-fields")).stdout
+    again = await cli("recompute-fields", "--all")
+    assert "Recomputed 4 email(s)." in again.stdout
+    detail = (await client.get(f"/api/v1/emails/{old.id}", headers=headers)).json()
+    assert len(detail["attachments"]) == 4  # nothing added twice
