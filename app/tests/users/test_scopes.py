@@ -22,6 +22,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("DELETE", f"/api/v1/emails/{ID}", "emails:delete", None),
     ("GET", f"/api/v1/attachments/{ID}", "emails:read", None),
     ("GET", f"/api/v1/attachments/{ID}/content", "emails:read", None),
+    ("GET", f"/api/v1/threads/{ID}", "emails:read", None),
     ("GET", "/api/v1/events", "events:read", None),
     ("GET", f"/api/v1/events/{ID}", "events:read", None),
     ("POST", f"/api/v1/events/{ID}/replay", "events:replay", None),
@@ -86,6 +87,7 @@ async def test_every_management_route_is_in_the_table(client: httpx.AsyncClient)
             p.replace("{email_id}", "{x}")
             .replace("{attachment_id}", "{x}")
             .replace("{event_id}", "{x}")
+            .replace("{thread_id}", "{x}")
             .replace("{user_id}", "{x}"),
         )
         for m, p in secured
