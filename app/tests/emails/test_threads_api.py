@@ -143,3 +143,40 @@ async def test_concurrent_assignment_ends_in_one_thread(app: FastAPI) -> None:
         rows = (await session.execute(select(ThreadKey).where(ThreadKey.key.in_(chain)))).scalars()
         threads = {row.thread_id for row in rows}
     assert len(threads) == 1
+
+
+async def test_two_workers_processing_one_conversation_at_once(
+    client: httpx.AsyncClient, app: FastAPI, settings: Any, reader: dict[str, str]
+) -> None:
+    """Two Kave processes on one database, each handed half of every conversation at the
+    same moment: each conversation still ends in one thread of its own."""
+    from app.main import create_app
+    from app.tests.support import inbound_event, post_events, wait_until
+
+    other = create_app(settings)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kave.test") as second:
+            conversations = [
+                [f"w{n}-{part}-{uuid.uuid4().hex[:6]}@example.org" for part in "abc"]
+                for n in range(5)
+            ]
+            to_first, to_second = [], []
+            for a, b, c in conversations:
+                to_first += [_msg(c, 20, parent=b, refs=[a, b]), _msg(a, 0)]
+                to_second.append(_msg(b, 10, parent=a))
+            fields = {"dkim": {"signed": False, "valid": False}, "spf": None}
+            answers = await asyncio.gather(
+                post_events(client, [inbound_event(msg, **fields) for msg in to_first]),
+                post_events(second, [inbound_event(msg, **fields) for msg in to_second]),
+            )
+            assert [r.status_code for r in answers] == [200, 200]
+
+            async def all_stored() -> bool:
+                page = await client.get(EMAILS, params={"limit": 50}, headers=reader)
+                return len(page.json()["items"]) == 15
+
+            await wait_until(all_stored, timeout=60)
+    threads = [set(await _threads(client, reader, *ids)) for ids in conversations]
+    assert all(len(found) == 1 for found in threads)
+    assert len(set.union(*threads)) == len(conversations)
