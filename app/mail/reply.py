@@ -30,7 +30,7 @@ _ORIGINAL_MESSAGE = re.compile(
 )
 _HEADER_FROM = re.compile(r"^[ \t]*\*?(from|von|de|da|van|från|od)\*?[ \t]*:[ \t]*\S", re.I)
 _HEADER_NEXT = re.compile(
-    r"^[ \t]*\*?(sent|date|to|subject|gesendet|datum|an|betreff|envoyé|date|à|objet|"
+    r"^[ \t]*\*?(sent|date|to|subject|gesendet|datum|an|betreff|envoyé|à|objet|"
     r"enviado|fecha|para|asunto|inviato|data|oggetto|verzonden|aan|onderwerp)\*?[ \t]*:",
     re.I,
 )
