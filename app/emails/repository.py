@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, not_, or_, select
+from sqlalchemy import Select, and_, case, delete, exists, func, not_, or_, select
 from sqlalchemy.orm import load_only
 
 from app.db.repository import Repository, newest_first
@@ -80,6 +80,7 @@ class EmailRepository(Repository[Email]):
         stmt = select(Email, attachment_count).options(
             load_only(
                 Email.id,
+                Email.event_id,
                 Email.message_id,
                 Email.subject,
                 Email.from_address,
@@ -94,6 +95,71 @@ class EmailRepository(Repository[Email]):
         stmt = newest_first(stmt, Email.received_at, Email.id, after=after, limit=limit)
         rows = (await self.session.execute(stmt)).all()
         return [(email, int(count)) for email, count in rows]
+
+    async def thread_of(self, email: Email, *, limit: int = 50) -> Sequence[Email]:
+        """The other emails of `email`'s thread, oldest first; none while emails carry no
+        `thread_id` (the console shows a thread section only when there is one)."""
+        column = getattr(Email, "thread_id", None)
+        thread = getattr(email, "thread_id", None)
+        if column is None or thread is None:
+            return []
+        stmt = (
+            select(Email)
+            .options(
+                load_only(
+                    Email.id, Email.subject, Email.from_address, Email.received_at, raiseload=True
+                )
+            )
+            .where(column == thread, Email.id != email.id)
+            .order_by(Email.received_at, Email.id)
+            .limit(limit)
+        )
+        return await self.list(stmt)
+
+    async def received_per_hour(self, *, since: datetime, hours: int) -> list[int]:
+        """How many emails were received in each of `hours` hours from `since`: one statement
+        (a sum per hour over the index range), the same on SQLite and PostgreSQL."""
+        buckets = [
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                Email.received_at >= since + timedelta(hours=hour),
+                                Email.received_at < since + timedelta(hours=hour + 1),
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
+            )
+            for hour in range(hours)
+        ]
+        stmt = select(*buckets).where(
+            Email.received_at >= since, Email.received_at < since + timedelta(hours=hours)
+        )
+        row = (await self.session.execute(stmt)).one()
+        return [int(count) for count in row]
+
+    async def recent_recipients(self, *, limit: int = 20) -> list[str]:
+        """Receiving addresses of the latest emails, most recent first, each once."""
+        stmt = (
+            select(Email.envelope_recipient)
+            .where(Email.envelope_recipient.is_not(None))
+            .order_by(Email.received_at.desc())
+            .limit(limit * 10)
+        )
+        seen: dict[str, None] = {}
+        for address in (await self.session.scalars(stmt)).all():
+            if address:
+                seen.setdefault(address, None)
+        return list(seen)[:limit]
+
+    async def id_for_event(self, event_id: uuid.UUID) -> uuid.UUID | None:
+        """The email the webhook event `event_id` became, if it did."""
+        return await self.session.scalar(select(Email.id).where(Email.event_id == event_id))
 
     async def count_all(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Email)) or 0)
