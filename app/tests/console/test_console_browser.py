@@ -19,6 +19,7 @@ from app.processing.inbox import EventRepository
 from app.processing.models import EventStatus, WebhookEvent
 from app.tests.console.conftest import MakeUser, Tab, post_webhook, wait_for_email
 from app.tests.console.server import ThreadedServer
+from app.tests.fixtures.api import PASSWORD
 from app.tests.support import build_message, inbound_event
 
 pytestmark = pytest.mark.slow
@@ -211,4 +212,33 @@ def test_pages_beyond_the_users_scopes_are_refused(
     expect()(page.get_by_role("link", name=re.compile("Delete"))).to_have_count(0)
     response = page.goto(f"/console/emails/{email.id}/delete")
     assert response is not None and response.status == 403
+    only_kave(tab)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_pages_fit_the_screen_and_work_from_the_keyboard(
+    tab: Tab, console_user: MakeUser, console_server: ThreadedServer, width: int
+) -> None:
+    subject, _ = receive(console_server, html=SCRIPTED_HTML)
+    email = wait_for_email(console_server, subject)
+    page = tab.page
+    page.set_viewport_size({"width": width, "height": 844})
+    # Signed in with the keyboard alone: tab to each field, type, Enter.
+    page.goto("/console/login")
+    page.keyboard.type(console_user())  # the email field has the focus on arrival
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{console_server.url}/console/")
+    for path in ("/console/", "/console/emails", f"/console/emails/{email.id}", "/console/events"):
+        page.goto(path)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth")
+        assert overflow <= width, f"{path} is {overflow} px wide at {width} px"
+        # Every form field has a label a screen reader announces.
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(field => !field.labels || field.labels.length === 0)
+                .map(field => field.name)"""
+        )
+        assert unlabelled == [], path
     only_kave(tab)
