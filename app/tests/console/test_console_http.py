@@ -267,3 +267,12 @@ async def test_the_test_email_form_refuses_bad_input_and_counts_a_repeat_as_dupl
             return len(rows) == 1
 
     await wait_until(arrived)
+
+
+async def test_the_console_root_and_its_assets(browser_like: httpx.AsyncClient) -> None:
+    root = await browser_like.get("/console")
+    assert root.status_code == 307 and root.headers["location"] == "/console/"
+    css = await browser_like.get("/console/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "http" not in css.text  # no font or image from elsewhere
+    assert (await browser_like.get("/console/static/nothing.js")).status_code == 404
