@@ -242,3 +242,21 @@ def test_pages_fit_the_screen_and_work_from_the_keyboard(
         )
         assert unlabelled == [], path
     only_kave(tab)
+
+
+def test_delete_an_email_after_confirming(
+    tab: Tab, console_user: MakeUser, console_server: ThreadedServer
+) -> None:
+    subject, _ = receive(console_server, subject="Delete me")
+    email = wait_for_email(console_server, subject)
+    tab.sign_in(console_user("emails:read", "emails:delete"))
+    page = tab.page
+    page.goto(f"/console/emails/{email.id}")
+    page.get_by_role("link", name="Delete…").click()
+    expect()(page.get_by_role("heading", level=1)).to_have_text("Delete this email?")
+    page.get_by_role("button", name="Delete the email").click()
+    expect()(page.get_by_role("status")).to_have_text("The email was deleted.")
+    expect()(page.get_by_role("link", name=subject)).to_have_count(0)
+    response = page.goto(f"/console/emails/{email.id}")
+    assert response is not None and response.status == 404
+    only_kave(tab)
