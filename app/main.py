@@ -13,11 +13,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import RedirectResponse
 
 from app import health
 from app.audience.routes import router as audience_events_router
 from app.audience.tasks import process_audience_event
 from app.audience.webhook import router as audience_webhook_router
+from app.console.app import build_console
+from app.console.pages import PREFIX as CONSOLE_PREFIX
 from app.core.config import Settings, load_settings
 from app.core.cors import EnvelopeCORSMiddleware
 from app.core.errors import register_error_handlers
@@ -124,6 +127,10 @@ async def _dispose_engine(engine: AsyncEngine) -> None:
         logger.warning("app.engine_dispose_timed_out", seconds=DISPOSE_TIMEOUT_SECONDS)
 
 
+async def _to_console() -> RedirectResponse:
+    return RedirectResponse(f"{CONSOLE_PREFIX}/", status_code=307)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings)
@@ -154,6 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observability.router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    # The operator console: HTML pages with their own error pages, sharing the app's state.
+    app.add_api_route(CONSOLE_PREFIX, _to_console, methods=["GET"], include_in_schema=False)
+    app.mount(CONSOLE_PREFIX, build_console(app.state))
 
     audience_token = settings.mailchimp_audience_webhook_token
     # Added innermost first: the edge wraps everything else.
@@ -173,7 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metric_prefixes=[API_PREFIX],
         shortcuts=dict([mandrill_shortcut(app, API_PREFIX)]),
         path_secrets=[audience_token.get_secret_value()] if audience_token else [],
-        large_body_paths=[webhook_path],
+        # The console's test email form takes a whole .eml, attachments and all.
+        large_body_paths=[webhook_path, f"{CONSOLE_PREFIX}/test-email"],
     )
     return app
 

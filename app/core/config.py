@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     access_token_expire_minutes: int = Field(default=60, ge=1)
     token_rate_limit: str = "5/minute"  # noqa: S105 (a rate, not a secret)
+    # Lifetime of an operator console sign-in (the session cookie); a password change,
+    # disabling the user or a widened scope ends it earlier, as it ends API tokens.
+    console_session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
     rate_limit_storage_url: str = "memory://"
     # Peers whose X-Forwarded-For uvicorn believes (it reads this same variable itself, and
     # Kave's launchers pass it on); empty, Kave's default, trusts none, so a client cannot

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy import Select, and_, case, delete, exists, func, literal, not_, or_, select, tuple_
 from sqlalchemy.orm import load_only
 
 from app.db.base import UTCDateTime
@@ -67,6 +67,7 @@ def _email_filters(stmt: Select[Any], filters: EmailFilters) -> Select[Any]:
 WRITTEN_AT = func.coalesce(Email.sent_at, Email.received_at, type_=UTCDateTime)
 _LISTED = (
     Email.id,
+    Email.event_id,
     Email.message_id,
     Email.subject,
     Email.from_address,
@@ -142,6 +143,72 @@ class EmailRepository(Repository[Email]):
             .where(ThreadKey.thread_id == thread_id)
         )
         return int(await self.session.scalar(stmt) or 0)
+
+    async def thread_of(self, email: Email, *, limit: int = 50) -> Sequence[Email]:
+        """The other emails of `email`'s thread, oldest first (by Date, else arrival)."""
+        if email.thread_key is None:
+            return []
+        thread = (
+            select(ThreadKey.thread_id).where(ThreadKey.key == email.thread_key).scalar_subquery()
+        )
+        stmt = (
+            select(Email)
+            .join(ThreadKey, ThreadKey.key == Email.thread_key)
+            .options(
+                load_only(
+                    Email.id, Email.subject, Email.from_address, Email.received_at, raiseload=True
+                )
+            )
+            .where(ThreadKey.thread_id == thread, Email.id != email.id)
+            .order_by(WRITTEN_AT, Email.id)
+            .limit(limit)
+        )
+        return await self.list(stmt)
+
+    async def received_per_hour(self, *, since: datetime, hours: int) -> list[int]:
+        """How many emails were received in each of `hours` hours from `since`: one statement
+        (a sum per hour over the index range), the same on SQLite and PostgreSQL."""
+        buckets = [
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                Email.received_at >= since + timedelta(hours=hour),
+                                Email.received_at < since + timedelta(hours=hour + 1),
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
+            )
+            for hour in range(hours)
+        ]
+        stmt = select(*buckets).where(
+            Email.received_at >= since, Email.received_at < since + timedelta(hours=hours)
+        )
+        row = (await self.session.execute(stmt)).one()
+        return [int(count) for count in row]
+
+    async def recent_recipients(self, *, limit: int = 20) -> list[str]:
+        """Receiving addresses of the latest emails, most recent first, each once."""
+        stmt = (
+            select(Email.envelope_recipient)
+            .where(Email.envelope_recipient.is_not(None))
+            .order_by(Email.received_at.desc())
+            .limit(limit * 10)
+        )
+        seen: dict[str, None] = {}
+        for address in (await self.session.scalars(stmt)).all():
+            if address:
+                seen.setdefault(address, None)
+        return list(seen)[:limit]
+
+    async def id_for_event(self, event_id: uuid.UUID) -> uuid.UUID | None:
+        """The email the webhook event `event_id` became, if it did."""
+        return await self.session.scalar(select(Email.id).where(Email.event_id == event_id))
 
     async def count_all(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Email)) or 0)

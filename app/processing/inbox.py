@@ -274,6 +274,13 @@ class EventRepository(Repository[WebhookEvent]):
             stmt = stmt.where(E.received_at >= received_after)
         return await self.list(newest_first(stmt, E.received_at, E.id, after=after, limit=limit))
 
+    async def statuses(self, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The status of each of these events (those that exist)."""
+        if not event_ids:
+            return {}
+        stmt = select(E.id, E.status).where(E.id.in_(event_ids))
+        return {row.id: row.status for row in (await self.session.execute(stmt)).all()}
+
     async def count_by_status_and_kind(self) -> list[tuple[str, str, int]]:
         stmt = select(E.status, E.kind, func.count()).group_by(E.status, E.kind)
         rows = (await self.session.execute(stmt)).all()

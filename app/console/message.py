@@ -1,0 +1,178 @@
+"""One email: its page, its HTML body in a sandboxed frame, attachments, raw source, deletion."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from app.console.deps import EmailsReader, FormViewer, require
+from app.console.pages import PREFIX, render
+from app.console.routing import console_router
+from app.core.security import Scope
+from app.deps import SessionDep, StorageDep
+from app.emails.downloads import stream_blob
+from app.emails.errors import AttachmentNotFound, EmailNotFound, RawMessageNotAvailable
+from app.emails.models import Email
+from app.emails.repository import AttachmentRepository, EmailRepository
+from app.emails.service import delete_email
+from app.storage.base import attachment_content_disposition
+
+router = console_router()
+
+SOURCE_SHOWN_BYTES = 1024 * 1024  # the page shows this much of the source; the download has all
+
+
+def body_csp(*, remote_images: bool) -> str:
+    """The mail's HTML runs nothing and fetches nothing from elsewhere: no script at all (the
+    `sandbox` directive, on top of the frame's own sandbox, also covers the body opened on its
+    own), inline styles only, images from `data:` only unless the operator asked for remote ones
+    (which tell the sender the mail was read)."""
+    images = "data: https: http:" if remote_images else "data:"
+    return (
+        f"default-src 'none'; style-src 'unsafe-inline'; img-src {images}; "
+        "sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
+
+
+async def _email(session: SessionDep, email_id: uuid.UUID) -> Email:
+    email = await EmailRepository(session).get(email_id)
+    if email is None:
+        raise EmailNotFound()
+    return email
+
+
+@router.get("/emails/{email_id}")
+async def message_page(
+    request: Request,
+    email_id: uuid.UUID,
+    viewer: EmailsReader,
+    session: SessionDep,
+    remote_images: bool = False,
+) -> Response:
+    email = await _email(session, email_id)
+    attachments = await AttachmentRepository(session).list_for_email(email_id)
+    thread = await EmailRepository(session).thread_of(email)
+    return render(
+        request,
+        "message.html",
+        {
+            "email": email,
+            "attachments": attachments,
+            "thread": thread,
+            "has_thread": True,
+            "category": getattr(email, "category", None),
+            "remote_images": remote_images,
+        },
+    )
+
+
+@router.get("/emails/{email_id}/body")
+async def message_body(
+    email_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, remote_images: bool = False
+) -> Response:
+    email = await _email(session, email_id)
+    return HTMLResponse(
+        email.html_body or "",
+        headers={
+            "Content-Security-Policy": body_csp(remote_images=remote_images),
+            "X-Frame-Options": "SAMEORIGIN",
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.get("/emails/{email_id}/source")
+async def message_source(
+    request: Request,
+    email_id: uuid.UUID,
+    viewer: EmailsReader,
+    session: SessionDep,
+    store: StorageDep,
+) -> Response:
+    email = await _email(session, email_id)
+    if email.raw_blob_key is None:
+        raise RawMessageNotAvailable()
+    stream = await store.open_stream(email.raw_blob_key)
+    shown = bytearray()
+    try:
+        async for chunk in stream:
+            shown.extend(chunk)
+            if len(shown) >= SOURCE_SHOWN_BYTES:
+                break
+    finally:
+        await stream.aclose()
+    return render(
+        request,
+        "source.html",
+        {
+            "email": email,
+            "source": bytes(shown[:SOURCE_SHOWN_BYTES]).decode("utf-8", "replace"),
+            "truncated": email.raw_size > SOURCE_SHOWN_BYTES,
+        },
+    )
+
+
+@router.get("/emails/{email_id}/raw")
+async def message_raw(
+    email_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, store: StorageDep
+) -> Response:
+    email = await _email(session, email_id)
+    if email.raw_blob_key is None:
+        raise RawMessageNotAvailable()
+    return await stream_blob(
+        store,
+        email.raw_blob_key,
+        content_type="message/rfc822",
+        disposition=attachment_content_disposition(f"{email.id}.eml"),
+        size=email.raw_size,
+    )
+
+
+@router.get("/attachments/{attachment_id}")
+async def attachment_download(
+    attachment_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, store: StorageDep
+) -> Response:
+    attachment = await AttachmentRepository(session).get(attachment_id)
+    if attachment is None:
+        raise AttachmentNotFound()
+    return await stream_blob(
+        store,
+        attachment.blob_key,
+        content_type=attachment.content_type,
+        disposition=attachment_content_disposition(attachment.filename),
+        size=attachment.size,
+    )
+
+
+@router.get("/emails/{email_id}/delete")
+async def confirm_delete(
+    request: Request, email_id: uuid.UUID, viewer: EmailsReader, session: SessionDep
+) -> Response:
+    require(viewer, Scope.EMAILS_DELETE)
+    email = await _email(session, email_id)
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": "Delete this email?",
+            "what": f"“{email.subject or '(no subject)'}” from {email.from_address or 'unknown'}",
+            "consequence": "The email, its attachments and its raw source are removed for good, "
+            "with the payload of the webhook event behind it. This cannot be undone.",
+            "action": f"{PREFIX}/emails/{email.id}/delete",
+            "button": "Delete the email",
+            "back": f"{PREFIX}/emails/{email.id}",
+        },
+    )
+
+
+@router.post("/emails/{email_id}/delete")
+async def delete(
+    email_id: uuid.UUID, viewer: FormViewer, session: SessionDep, store: StorageDep
+) -> Response:
+    require(viewer, Scope.EMAILS_DELETE)
+    await delete_email(session, store, email_id)
+    return RedirectResponse(f"{PREFIX}/emails?deleted=true", status_code=303)
