@@ -224,6 +224,18 @@ class EventRepository(Repository[WebhookEvent]):
             .execution_options(synchronize_session=False)
         )
 
+    async def purge_payloads_of(self, event_ids: Sequence[uuid.UUID]) -> None:
+        """`purge_payload` for several events at once."""
+        if not event_ids:
+            return
+        now = utcnow()
+        await self.session.execute(
+            update(E)
+            .where(E.id.in_(event_ids), E.payload.is_not(None))
+            .values(payload=None, payload_purged_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def requeue(self, event_id: uuid.UUID) -> bool:
         """Replay: a failed or processed event goes back to received, due now."""
         now = utcnow()
