@@ -129,6 +129,12 @@ class EmailRepository(Repository[Email]):
         stmt = _raw_between(stmt, since, until)
         return int(await self.session.scalar(stmt) or 0)
 
+    async def count_all_between(self, *, since: datetime, until: datetime | None) -> int:
+        stmt = select(func.count()).select_from(Email).where(Email.received_at >= since)
+        if until is not None:
+            stmt = stmt.where(Email.received_at < until)
+        return int(await self.session.scalar(stmt) or 0)
+
     async def raw_messages(
         self,
         *,
