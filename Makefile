@@ -12,6 +12,11 @@ PORT ?= 8000
 # could pick the client address the token rate limit counts). Exported: Kave checks it too.
 export FORWARDED_ALLOW_IPS ?=
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
+# Kave itself, editable, so `.venv/bin/kave` runs this checkout's code. A separate pip call:
+# --require-hashes cannot cover a local directory. No build isolation and no dependencies: the
+# build backend (setuptools) and everything else come from the hashed lock just installed.
+INSTALL_SELF := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	--no-build-isolation --editable .
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
@@ -31,12 +36,14 @@ $(BIN)/python:
 		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: requirements/integrations.txt | $(BIN)/python
+$(VENV)/.runtime: requirements/integrations.txt pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -r requirements/integrations.txt
+	$(INSTALL_SELF)
 	@touch $@
 
-$(VENV)/.dev: requirements/dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements/dev.txt pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -r requirements/dev.txt
+	$(INSTALL_SELF)
 	@touch $@ $(VENV)/.runtime
 
 migrate: $(VENV)/.runtime
@@ -44,7 +51,7 @@ migrate: $(VENV)/.runtime
 
 run: $(VENV)/.runtime migrate
 	@mkdir -p data/attachments
-	@$(BIN)/python -m app.cli first-run-hint || true
+	@$(BIN)/kave first-run-hint || true
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
 		--forwarded-allow-ips='$(FORWARDED_ALLOW_IPS)'
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from functools import lru_cache
-from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.core.errors import ERROR_RESPONSES, ServiceUnavailable
+from app.db.schema import current_schema_revision, expected_schema_revision
 from app.deps import services
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -33,18 +29,9 @@ async def live() -> HealthStatus:
     return HealthStatus(status="ok")
 
 
-@lru_cache(maxsize=1)
-def expected_schema_revision() -> str | None:
-    """The Alembic head this code expects (None when the migrations are not shipped)."""
-    ini = Path(__file__).resolve().parents[1] / "alembic.ini"
-    if not ini.exists():
-        return None
-    return ScriptDirectory.from_config(Config(str(ini))).get_current_head()
-
-
 async def _check_database(request: Request) -> str:
     async with services(request).session_factory() as session:
-        revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        revision = await current_schema_revision(session)
     expected = expected_schema_revision()
     if expected is not None and revision != expected:
         return "not migrated (run alembic upgrade head)"

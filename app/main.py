@@ -31,6 +31,7 @@ from app.core.ratelimit import build_limiter
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
 from app.deliveries.routes import router as deliveries_router
 from app.deps import Services
+from app.emails.retention import purge_expired_emails
 from app.emails.routes import router as emails_router
 from app.events.routes import router as events_router
 from app.mailchimp.routes import router as mailchimp_router
@@ -41,7 +42,7 @@ from app.observability import routes as observability
 from app.processing.ingest import GroupCommitter, Intake
 from app.processing.models import EventKind
 from app.processing.tasks import Handler
-from app.processing.worker import EventWorker
+from app.processing.worker import EventWorker, PurgeHook
 from app.storage.factory import build_blob_store
 from app.users.auth import router as auth_router
 from app.users.routes import router as users_router
@@ -57,6 +58,8 @@ HANDLERS: dict[str, Handler] = {
     EventKind.INVALID: reject_invalid,
     EventKind.AUDIENCE: process_audience_event,
 }
+# Run by the worker's purge loop (hourly) after its own payload purge.
+PURGE_HOOKS: tuple[PurgeHook, ...] = (purge_expired_emails,)
 # Every router under the API prefix but the Mandrill webhook's, which is included first.
 API_ROUTERS = (
     audience_webhook_router,
@@ -89,6 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             session_factory=session_factory,
             blob_store=blob_store,
             handlers=HANDLERS,
+            purge_hooks=PURGE_HOOKS,
         )
         app.state.services = Services(
             settings=settings,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import events, users
+from app.cli import events, export, status, users
 from app.cli.agent_fields import recompute_fields
 from app.cli.audience import audience_app
+from app.cli.emails import emails_app
 
 cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="Kave management: users of the management API, event replay.",
+    help="Kave management: users, emails, events and replay, checks, retention, export.",
 )
 
 cli.command("create-user")(users.create_user)
@@ -20,9 +21,14 @@ cli.command("disable-user")(users.disable_user)
 cli.command("first-run-hint")(users.first_run_hint)
 cli.command("replay")(events.replay)
 cli.command("recompute-fields")(recompute_fields)
+cli.command("stats")(status.stats)
+cli.command("check")(status.check)
+cli.command("export")(export.export)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")
+cli.add_typer(emails_app, name="emails")
+cli.add_typer(events.events_app, name="events")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli.runtime import load_cli_settings, run_with_session
+from app.cli.runtime import load_cli_settings, run_with_session, try_with_session
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import ALL_SCOPES, Scope
@@ -94,7 +94,7 @@ def list_users() -> None:
 
     users = run_with_session(work)
     if not users:
-        typer.echo("No users yet. Create one with: python -m app.cli create-user --email EMAIL")
+        typer.echo("No users yet. Create one with: kave create-user --email EMAIL")
         return
     width = max(len("email"), *(len(u.email) for u in users))
     typer.echo(f"{'id':36}  {'email':{width}}  {'active':6}  {'created (UTC)':19}  scopes")
@@ -129,14 +129,14 @@ def disable_user(email: EmailOption) -> None:
     if not admin_left:
         typer.echo(
             "Note: no active user has the users:admin scope now; create one with "
-            "`python -m app.cli create-user --email EMAIL`."
+            "`kave create-user --email EMAIL`."
         )
 
 
 FIRST_RUN_HINT = """\
 Kave has no management API users yet. Create the first one (all scopes) with
 
-    .venv/bin/python -m app.cli create-user --email you@example.com
+    .venv/bin/kave create-user --email you@example.com
 
 (`python -m app.cli ...` inside the container), then sign in on the API docs page,
 /api/v1/docs, with "Authorize", or get a token with POST /api/v1/auth/token."""
@@ -148,11 +148,6 @@ def first_run_hint() -> None:
     async def work(session: AsyncSession, _: Settings) -> bool:
         return await UserRepository(session).any_exist()
 
-    try:
-        has_users = run_with_session(work)
-    except typer.Exit:
-        raise
-    except Exception:  # noqa: BLE001 (no users table yet, or no database: a hint, not a failure)
-        has_users = False
-    if not has_users:
+    # No users table yet, or no database: a hint, not a failure.
+    if not try_with_session(work):
         typer.echo(FIRST_RUN_HINT)

@@ -119,9 +119,17 @@ async def confirm_replay_failed(
 async def replay_failed(viewer: FormViewer, session: SessionDep) -> Response:
     require(viewer, Scope.EVENTS_REPLAY)
     # The worker's recovery loop takes them up within RECOVERY_INTERVAL_SECONDS.
-    requeued = await EventRepository(session).requeue_matching(
-        status=EventStatus.FAILED.value, kind=None, limit=None
+    # Every failed event the confirmation page counted, `invalid` ones included: the
+    # operator asked for all of them (`kave replay` leaves those out unless asked).
+    events = EventRepository(session)
+    ids = await events.replayable_ids(
+        status=EventStatus.FAILED.value,
+        kind=None,
+        since=None,
+        skip_kinds=(),
+        limit=None,
     )
+    requeued = await events.requeue_many(ids, status=EventStatus.FAILED.value)
     await session.commit()
     return RedirectResponse(f"{PREFIX}/events?requeued={requeued}", status_code=303)
 

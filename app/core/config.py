@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     event_lease_seconds: float = Field(default=300.0, gt=0)
     recovery_interval_seconds: float = Field(default=2.0, gt=0)
     event_retention_days: int = Field(default=30, ge=0)
+    # Days an email (its rows, its raw message and the attachments no younger email shares) is
+    # kept after it was received; the worker's purge loop deletes older ones hourly. 0 keeps
+    # every email. `kave emails purge --older-than DAYS` does the same by hand.
+    email_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("mailchimp_webhook_secret", mode="before")
     @classmethod

@@ -202,8 +202,12 @@ class EdgeMiddleware:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe(scope, status, seconds)
+            client = scope.get("client")
             access_logger.info(
                 "http.request",
+                # As trusted: uvicorn has already put a believed X-Forwarded-For (from a peer
+                # in FORWARDED_ALLOW_IPS) here; otherwise it is the peer's own address.
+                client=client[0] if client else None,
                 method=scope["method"],
                 path=loggable_path(scope["path"], self.path_secrets),
                 status=status,

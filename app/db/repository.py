@@ -59,3 +59,20 @@ def newest_first(
             tuple_(at, id_) < tuple_(literal(when, at.type), literal(last_id, id_.type))
         )
     return stmt.order_by(at.desc(), id_.desc()).limit(limit)
+
+
+def oldest_first(
+    stmt: Select[RowT],
+    at: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[uuid.UUID],
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Select[RowT]:
+    """`newest_first` the other way round: oldest first, strictly after `after`."""
+    if after is not None:
+        when, last_id = after
+        stmt = stmt.where(
+            tuple_(at, id_) > tuple_(literal(when, at.type), literal(last_id, id_.type))
+        )
+    return stmt.order_by(at, id_).limit(limit)

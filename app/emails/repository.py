@@ -12,7 +12,7 @@ from sqlalchemy import Select, and_, case, delete, exists, func, literal, not_, 
 from sqlalchemy.orm import load_only
 
 from app.db.base import UTCDateTime
-from app.db.repository import Repository, newest_first
+from app.db.repository import Repository, newest_first, oldest_first
 from app.emails.models import Attachment, Email, ThreadKey
 
 
@@ -213,6 +213,73 @@ class EmailRepository(Repository[Email]):
     async def count_all(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Email)) or 0)
 
+    async def ids_received_before(
+        self, cutoff: datetime, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[tuple[datetime, uuid.UUID]]:
+        """`(received_at, id)` of emails received before `cutoff`, oldest first, past `after`."""
+        stmt: Any = select(Email.received_at, Email.id).where(Email.received_at < cutoff)
+        stmt = oldest_first(stmt, Email.received_at, Email.id, after=after, limit=limit)
+        return [(at, id_) for at, id_ in (await self.session.execute(stmt)).all()]
+
+    async def removal_keys(
+        self, email_ids: Sequence[uuid.UUID]
+    ) -> tuple[set[str], list[uuid.UUID]]:
+        """The raw-message blob keys of these emails, and the events they came from."""
+        stmt = select(Email.raw_blob_key, Email.event_id).where(Email.id.in_(email_ids))
+        keys: set[str] = set()
+        events: list[uuid.UUID] = []
+        for key, event_id in (await self.session.execute(stmt)).all():
+            if key:
+                keys.add(key)
+            if event_id is not None:
+                events.append(event_id)
+        return keys, events
+
+    async def delete_many(self, email_ids: Sequence[uuid.UUID]) -> int:
+        result = await self.session.execute(delete(Email).where(Email.id.in_(email_ids)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def count_with_raw(self, *, since: datetime, until: datetime | None) -> int:
+        stmt = select(func.count()).select_from(Email)
+        stmt = _raw_between(stmt, since, until)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def count_all_between(self, *, since: datetime, until: datetime | None) -> int:
+        stmt = select(func.count()).select_from(Email).where(Email.received_at >= since)
+        if until is not None:
+            stmt = stmt.where(Email.received_at < until)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def raw_messages(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[RawMessageRef]:
+        """Emails whose raw message is kept, received in `[since, until)`, oldest first."""
+        stmt: Any = select(
+            Email.id, Email.received_at, Email.raw_blob_key, Email.from_address, Email.raw_size
+        )
+        stmt = _raw_between(stmt, since, until)
+        stmt = oldest_first(stmt, Email.received_at, Email.id, after=after, limit=limit)
+        return [RawMessageRef(*row) for row in (await self.session.execute(stmt)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessageRef:
+    id: uuid.UUID
+    received_at: datetime
+    blob_key: str
+    from_address: str | None
+    size: int
+
+
+def _raw_between(stmt: Any, since: datetime, until: datetime | None) -> Any:
+    stmt = stmt.where(Email.raw_blob_key.is_not(None), Email.received_at >= since)
+    return stmt.where(Email.received_at < until) if until is not None else stmt
+
 
 class AttachmentRepository(Repository[Attachment]):
     model = Attachment
@@ -228,6 +295,34 @@ class AttachmentRepository(Repository[Attachment]):
         return await self.list(
             select(Attachment).where(Attachment.email_id == email_id).order_by(Attachment.position)
         )
+
+    async def blob_used_since(self, blob_key: str, cutoff: datetime) -> bool:
+        """Whether an email received at or after `cutoff` references the blob (what retention
+        keeps), as an attachment or as its raw message."""
+        attachment = (
+            select(Attachment.id)
+            .join(Email, Email.id == Attachment.email_id)
+            .where(Attachment.blob_key == blob_key, Email.received_at >= cutoff)
+            .limit(1)
+        )
+        raw = (
+            select(Email.id)
+            .where(Email.raw_blob_key == blob_key, Email.received_at >= cutoff)
+            .limit(1)
+        )
+        return (await self.session.scalar(attachment)) is not None or (
+            await self.session.scalar(raw)
+        ) is not None
+
+    async def blob_keys_for(self, email_ids: Sequence[uuid.UUID]) -> set[str]:
+        stmt = select(Attachment.blob_key).where(Attachment.email_id.in_(email_ids))
+        return set((await self.session.scalars(stmt)).all())
+
+    async def delete_for_emails(self, email_ids: Sequence[uuid.UUID]) -> int:
+        result = await self.session.execute(
+            delete(Attachment).where(Attachment.email_id.in_(email_ids))
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def delete_for_email(self, email_id: uuid.UUID) -> int:
         result = await self.session.execute(

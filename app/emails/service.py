@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,26 +17,31 @@ from app.storage.base import BlobStore
 logger = structlog.get_logger("app.emails.service")
 
 
-async def delete_email(session: AsyncSession, store: BlobStore, email_id: uuid.UUID) -> None:
-    """Delete the email and its attachments, then their blobs unless another email shares them.
+@dataclass(frozen=True, slots=True)
+class Removed:
+    emails: int
+    blobs_deleted: int
+
+
+async def delete_emails(
+    session: AsyncSession, store: BlobStore, email_ids: Sequence[uuid.UUID]
+) -> Removed:
+    """Delete the emails and their attachments, then their blobs unless another email shares
+    them. Commits.
 
     Blobs are content-addressed, so two emails with the same attachment share one blob. The
     rows go first: if deleting a blob then fails, the worst case is an orphaned blob, never a
-    row that points at nothing.
+    row that points at nothing. The webhook payloads hold the same messages: they go too.
     """
+    if not email_ids:
+        return Removed(0, 0)
     emails = EmailRepository(session)
     attachments = AttachmentRepository(session)
-    email = await emails.get(email_id)
-    if email is None:
-        raise EmailNotFound()
-    keys = {a.blob_key for a in await attachments.list_for_email(email_id)}
-    if email.raw_blob_key:
-        keys.add(email.raw_blob_key)
-    await attachments.delete_for_email(email_id)
-    await emails.delete_by_id(email_id)
-    if email.event_id is not None:
-        # The webhook payload holds the same message; deleting the email deletes it too.
-        await EventRepository(session).purge_payload(email.event_id)
+    keys, event_ids = await emails.removal_keys(email_ids)
+    keys |= await attachments.blob_keys_for(email_ids)
+    await attachments.delete_for_emails(email_ids)
+    deleted = await emails.delete_many(email_ids)
+    await EventRepository(session).purge_payloads_of(event_ids)
     await session.commit()
 
     removed = 0
@@ -46,4 +53,12 @@ async def delete_email(session: AsyncSession, store: BlobStore, email_id: uuid.U
             removed += 1
         except Exception as exc:  # noqa: BLE001 (the email is gone; a stray blob is harmless)
             logger.warning("email.blob_delete_failed", blob_key=key, exc_type=type(exc).__name__)
-    logger.info("email.deleted", email_id=str(email_id), blobs_deleted=removed)
+    return Removed(deleted, removed)
+
+
+async def delete_email(session: AsyncSession, store: BlobStore, email_id: uuid.UUID) -> None:
+    """Delete one email (404 when there is none); the log line says who, as bound by the caller."""
+    if await EmailRepository(session).get(email_id) is None:
+        raise EmailNotFound()
+    removed = await delete_emails(session, store, [email_id])
+    logger.info("email.deleted", email_id=str(email_id), blobs_deleted=removed.blobs_deleted)

@@ -17,12 +17,8 @@ REPLAYABLE = frozenset({EventStatus.FAILED.value, EventStatus.PROCESSED.value})
 IN_PROGRESS = frozenset({EventStatus.RECEIVED.value, EventStatus.PROCESSING.value})
 
 
-async def requeue_event(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
-    """Back to `received` with its attempts reset, committed; returns the event as it is now.
-
-    The caller hands the id to the worker; if it does not (or the process stops first), the
-    recovery loop finds the event within RECOVERY_INTERVAL_SECONDS.
-    """
+async def replayable_event(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
+    """The event if it can be replayed now (without its payload); else the error saying why."""
     events = EventRepository(session)
     event = await events.get_without_payload(event_id)
     if event is None:
@@ -35,6 +31,17 @@ async def requeue_event(session: AsyncSession, event_id: uuid.UUID) -> WebhookEv
         )
     if not await events.has_payload(event_id):
         raise PayloadPurged()
+    return event
+
+
+async def requeue_event(session: AsyncSession, event_id: uuid.UUID) -> WebhookEvent:
+    """Back to `received` with its attempts reset, committed; returns the event as it is now.
+
+    The caller hands the id to the worker; if it does not (or the process stops first), the
+    recovery loop finds the event within RECOVERY_INTERVAL_SECONDS.
+    """
+    events = EventRepository(session)
+    event = await replayable_event(session, event_id)
     if not await events.requeue(event_id):
         # Claimed or requeued by someone else between our read and our update.
         await session.rollback()

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query
 
 from app.core.params import QueryTime, error_responses
 from app.core.security import Scope
-from app.db.base import utcnow
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
 from app.deps import SessionDep, WorkerDep
-from app.emails.repository import AttachmentRepository, EmailRepository
 from app.events.errors import EventNotFound
 from app.events.replay import requeue_event
-from app.events.schemas import EventDetail, EventOut, EventPage, EventStats, Stats
+from app.events.schemas import EventDetail, EventOut, EventPage, Stats, parse_payload
+from app.events.stats import service_stats
 from app.processing.inbox import EventRepository
 from app.processing.models import EventKind, EventStatus
 from app.users.deps import require_scopes
@@ -57,16 +54,6 @@ async def list_events(
     return EventPage(items=[EventOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-def _parse_payload(payload: str | None) -> Any:
-    if payload is None:
-        return None
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        # Stored by the stdlib fallback (lone surrogates orjson refuses); still JSON.
-        return json.loads(payload)
-
-
 @router.get(
     "/events/{event_id}",
     response_model=EventDetail,
@@ -85,7 +72,7 @@ async def get_event(
     event = await events.get_without_payload(event_id)
     if event is None:
         raise EventNotFound()
-    payload = _parse_payload(await events.get_payload(event_id)) if include_payload else None
+    payload = parse_payload(await events.get_payload(event_id)) if include_payload else None
     return EventDetail.with_payload(event, payload)
 
 
@@ -125,27 +112,4 @@ async def replay_event(event_id: uuid.UUID, session: SessionDep, worker: WorkerD
     summary="Counts of events, emails and attachments, and the age of the backlog",
 )
 async def get_stats(session: SessionDep) -> Stats:
-    events = EventRepository(session)
-    by_status = {status.value: 0 for status in EventStatus}
-    by_kind = {kind.value: 0 for kind in EventKind}
-    matrix: dict[str, dict[str, int]] = {}
-    for status, kind, count in await events.count_by_status_and_kind():
-        by_status[status] = by_status.get(status, 0) + count
-        by_kind[kind] = by_kind.get(kind, 0) + count
-        matrix.setdefault(kind, {})[status] = count
-    unprocessed, oldest = await events.count_unprocessed()
-    attachments, attachment_bytes = await AttachmentRepository(session).totals()
-    return Stats(
-        events=EventStats(
-            by_status=by_status,
-            by_kind=by_kind,
-            by_kind_and_status=matrix,
-            unprocessed=unprocessed,
-            oldest_unprocessed_age_seconds=(
-                max(0.0, (utcnow() - oldest).total_seconds()) if oldest else None
-            ),
-        ),
-        emails=await EmailRepository(session).count_all(),
-        attachments=attachments,
-        attachment_bytes=attachment_bytes,
-    )
+    return await service_stats(session)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.processing.models import EventKind, EventStatus, WebhookEvent
@@ -143,3 +145,13 @@ class Stats(BaseModel):
     emails: int
     attachments: int
     attachment_bytes: int
+
+
+def parse_payload(payload: str | None) -> Any:
+    if payload is None:
+        return None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # Stored by the stdlib fallback (lone surrogates orjson refuses); still JSON.
+        return json.loads(payload)

@@ -224,6 +224,18 @@ class EventRepository(Repository[WebhookEvent]):
             .execution_options(synchronize_session=False)
         )
 
+    async def purge_payloads_of(self, event_ids: Sequence[uuid.UUID]) -> None:
+        """`purge_payload` for several events at once."""
+        if not event_ids:
+            return
+        now = utcnow()
+        await self.session.execute(
+            update(E)
+            .where(E.id.in_(event_ids), E.payload.is_not(None))
+            .values(payload=None, payload_purged_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def requeue(self, event_id: uuid.UUID) -> bool:
         """Replay: a failed or processed event goes back to received, due now."""
         now = utcnow()
@@ -286,29 +298,64 @@ class EventRepository(Repository[WebhookEvent]):
         rows = (await self.session.execute(stmt)).all()
         return [(status, kind, int(count)) for status, kind, count in rows]
 
-    async def requeue_matching(self, *, status: str, kind: str | None, limit: int | None) -> int:
-        """Replay in bulk: like `requeue`, for the oldest matching events that still have a
-        payload (a purged event could only fail again)."""
+    async def replayable_ids(
+        self,
+        *,
+        status: str,
+        kind: str | None,
+        since: datetime | None,
+        skip_kinds: Sequence[str],
+        limit: int | None,
+    ) -> list[uuid.UUID]:
+        """The oldest events in `status` that still have a payload (a purged event could
+        only fail again), optionally of one kind, received at or after `since`."""
+        stmt = _matching(status=status, kind=kind, since=since, skip_kinds=skip_kinds)
+        stmt = stmt.where(E.payload.is_not(None)).order_by(E.received_at, E.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def requeue_many(self, event_ids: Sequence[uuid.UUID], *, status: str) -> int:
+        """Replay in bulk: like `requeue`, for those of `event_ids` still in `status`."""
         if status not in (S.FAILED.value, S.PROCESSED.value):
             raise ValueError("only failed or processed events can be requeued")
-        now = utcnow()
-        matching = select(E.id).where(E.status == status, E.payload.is_not(None))
-        if kind is not None:
-            matching = matching.where(E.kind == kind)
-        matching = matching.order_by(E.received_at, E.id)
-        if limit is not None:
-            matching = matching.limit(limit)
         stmt = (
             update(E)
-            .where(E.id.in_(matching.scalar_subquery()), E.status == status)
-            .values(**_requeued(now))
+            .where(E.id.in_(event_ids), E.status == status)
+            .values(**_requeued(utcnow()))
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def count_purged(self, *, status: str, kind: str | None) -> int:
-        stmt = select(func.count()).where(E.status == status, E.payload.is_(None))
-        if kind is not None:
-            stmt = stmt.where(E.kind == kind)
-        return int(await self.session.scalar(stmt) or 0)
+    async def count_purged(
+        self, *, status: str, kind: str | None, since: datetime | None, skip_kinds: Sequence[str]
+    ) -> int:
+        stmt = _matching(status=status, kind=kind, since=since, skip_kinds=skip_kinds)
+        count = select(func.count()).select_from(stmt.where(E.payload.is_(None)).subquery())
+        return int(await self.session.scalar(count) or 0)
+
+    async def count_matching(
+        self, *, status: str, kind: str | None, since: datetime | None, kinds: Sequence[str]
+    ) -> int:
+        """Events in `status` of one of `kinds` (what a replay leaves out, say)."""
+        if not kinds:
+            return 0
+        stmt = _matching(status=status, kind=kind, since=since, skip_kinds=()).where(
+            E.kind.in_(kinds)
+        )
+        count = select(func.count()).select_from(stmt.subquery())
+        return int(await self.session.scalar(count) or 0)
+
+
+def _matching(
+    *, status: str, kind: str | None, since: datetime | None, skip_kinds: Sequence[str]
+) -> Any:
+    stmt = select(E.id).where(E.status == status)
+    if kind is not None:
+        stmt = stmt.where(E.kind == kind)
+    if since is not None:
+        stmt = stmt.where(E.received_at >= since)
+    if skip_kinds:
+        stmt = stmt.where(E.kind.not_in(skip_kinds))
+    return stmt

@@ -15,7 +15,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 
 import structlog
@@ -36,6 +36,10 @@ PURGE_INTERVAL_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 RELEASE_TIMEOUT_SECONDS = 5.0
 
+# What a domain asks the purge loop to run besides the engine's own payload purge (e.g. email
+# retention); each hook reads its own settings from the context and does nothing when off.
+PurgeHook = Callable[[ProcessingContext], Awaitable[None]]
+
 
 class EventWorker:
     def __init__(
@@ -45,9 +49,11 @@ class EventWorker:
         session_factory: async_sessionmaker[AsyncSession],
         blob_store: BlobStore,
         handlers: Mapping[str, Handler],
+        purge_hooks: Sequence[PurgeHook] = (),
     ) -> None:
         # Handed in by the app: the engine runs whatever the domains register, by event kind.
         self.handlers = dict(handlers)
+        self.purge_hooks = tuple(purge_hooks)
         owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.ctx = ProcessingContext(settings, session_factory, blob_store, owner)
         self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
@@ -142,20 +148,34 @@ class EventWorker:
 
     async def _purge_loop(self) -> None:
         while not self._stopping.is_set():
-            days = self.ctx.settings.event_retention_days
-            if days > 0:
-                try:
-                    async with self.ctx.session_factory() as session:
-                        purged = await EventRepository(session).purge_payloads(
-                            older_than=utcnow() - timedelta(days=days)
-                        )
-                        await session.commit()
-                    if purged:
-                        logger.info("worker.payloads_purged", events=purged)
-                except Exception as exc:  # noqa: BLE001
-                    logger.warning("worker.purge_failed", exc_type=type(exc).__name__)
+            await self.purge_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), PURGE_INTERVAL_SECONDS)
+
+    async def purge_once(self) -> None:
+        """Drop old payloads (EVENT_RETENTION_DAYS), then run each purge hook; a failure is
+        logged and retried on the next round, and never stops the other hooks."""
+        days = self.ctx.settings.event_retention_days
+        if days > 0:
+            try:
+                async with self.ctx.session_factory() as session:
+                    purged = await EventRepository(session).purge_payloads(
+                        older_than=utcnow() - timedelta(days=days)
+                    )
+                    await session.commit()
+                if purged:
+                    logger.info("worker.payloads_purged", events=purged)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("worker.purge_failed", exc_type=type(exc).__name__)
+        for hook in self.purge_hooks:
+            try:
+                await hook(self.ctx)
+            except Exception as exc:  # noqa: BLE001 (the database or storage may be down)
+                logger.warning(
+                    "worker.purge_hook_failed",
+                    hook=getattr(hook, "__qualname__", repr(hook)),
+                    exc_type=type(exc).__name__,
+                )
 
     async def stop(self) -> None:
         """Stop claiming, let running tasks finish for a grace period, hand the rest back."""

@@ -59,7 +59,9 @@ async def issue_token(
         expires_minutes=settings.access_token_expire_minutes,
         token_version=user.token_version,
     )
-    logger.info("auth.token.issued", user_id=str(user.id), scopes=list(issued.scopes))
+    logger.info(
+        "auth.token.issued", user_id=str(user.id), email=user.email, scopes=list(issued.scopes)
+    )
     # RFC 6749 section 5.1: a response carrying a token must not be cached.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

@@ -47,6 +47,9 @@ async def get_principal(
         # Deleted or disabled since the token was issued, or its password or active flag
         # changed since (which raised its token version): the token is worth nothing now.
         raise NotAuthenticated("The bearer token is invalid or has expired.")
+    # The operator trail: every line logged for this request from here on (the access line,
+    # a deletion, a replay, a user change) says who made it. The edge clears it at the end.
+    structlog.contextvars.bind_contextvars(actor_user_id=str(user.id), actor_email=user.email)
     # A scope counts only while both the token and the user still hold it, so taking a scope
     # away from a user takes effect at once, not when their tokens expire.
     granted = claims.scopes & set(user.scopes)

@@ -70,7 +70,10 @@ async def authenticate(session: AsyncSession, *, email: str, password: str) -> U
     valid = await asyncio.to_thread(verify_password, password, hashed)
     if user is None or not valid or not user.is_active:
         reason = "unknown_user" if user is None else "wrong_password" if not valid else "disabled"
-        logger.info("auth.token.refused", reason=reason)
+        # A known user's id, never the name typed for an unknown one (it may be a password
+        # typed in the wrong field).
+        known = {"user_id": str(user.id), "email": user.email} if user is not None else {}
+        logger.info("auth.token.refused", reason=reason, **known)
         return None
     return user
 
@@ -99,7 +102,7 @@ async def create_user(
         # Created by someone else between our check and our insert.
         await session.rollback()
         raise UserExists() from None
-    logger.info("user.created", user_id=str(user.id), scopes=user.scopes)
+    logger.info("user.created", user_id=str(user.id), email=user.email, scopes=user.scopes)
     return user
 
 

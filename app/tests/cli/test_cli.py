@@ -244,7 +244,12 @@ async def test_replay_failed_events_is_picked_up_by_the_running_server(
     assert none.returncode == 0, none.stderr
     assert "Requeued 0 failed inbound event(s)." in none.stdout
 
-    one = await cli("replay", "--status", "failed", "--limit", "1")
+    # Not-an-object events are kind `invalid`: they can only fail again, so only on request.
+    skipped = await cli("replay", "--status", "failed")
+    assert "Requeued 0 failed event(s)." in skipped.stdout
+    assert "Skipped 2 of kind invalid" in skipped.stdout
+
+    one = await cli("replay", "--status", "failed", "--limit", "1", "--include-invalid")
     assert one.returncode == 0, one.stderr
     assert "Requeued 1 failed event(s)." in one.stdout
     assert "RECOVERY_INTERVAL_SECONDS" in one.stdout
