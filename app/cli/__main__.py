@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import events, users
+from app.cli import events, users, worker
 from app.cli.audience import audience_app
 
 cli = typer.Typer(
@@ -18,6 +18,7 @@ cli.command("list-users")(users.list_users)
 cli.command("disable-user")(users.disable_user)
 cli.command("first-run-hint")(users.first_run_hint)
 cli.command("replay")(events.replay)
+cli.command("worker")(worker.worker)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")

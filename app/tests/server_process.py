@@ -45,6 +45,9 @@ class ServerProcess:
             "RECOVERY_INTERVAL_SECONDS": "0.2",
             "RETRY_BASE_SECONDS": "0.1",
             "RETRY_MAX_SECONDS": "1",
+            # The fault tests scrape processing figures from the API process: processing in
+            # its loop unless a test asks for worker children (WORKER_PROCESSES=1, the default).
+            "WORKER_PROCESSES": "0",
             **env,
         }
         self.log_path = log
