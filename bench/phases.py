@@ -136,7 +136,7 @@ class Bench:
                 await self.load.run(
                     server.url, connections=o.connections, duration=o.warmup, bodies=bodies
                 )
-            await self.reset()
+            await self._restart_processing(servers)
             payload = self.template.value(self.tokens.take(1)[0])
             for run in range(1, o.runs + 1):
                 for name in order:
@@ -172,13 +172,26 @@ class Bench:
                             expected[name] = max(expected[name], 1.5 * result["rate"])
                             if result["repeats"]:
                                 self.log(f"[ack] WARNING: {result['repeats']} bodies repeated")
-                            await self.reset()
+                            if name == "kave_default":
+                                await self._restart_processing(servers)
+                            else:
+                                await self.reset()
                     self.log(f"[ack]   -> {_brief(result)}")
                     results[name].append(result)
         finally:
             for server in servers.values():
                 await server.astop()
         return results
+
+    async def _restart_processing(self, servers: dict[str, Server]) -> None:
+        """Empty the tables with the default topology stopped: its worker child would still be
+        working off the backlog of the run (and lock rows the truncation waits for)."""
+        server = servers["kave_default"]
+        await server.astop()
+        await self.reset()
+        offset = server.log_path.stat().st_size if server.log_path.exists() else 0
+        await server.start()
+        await topologies.children_started(server, 1, offset)
 
     # -- 3: drain in four topologies, and CPU per email against the parse floor ------------
 

@@ -96,6 +96,7 @@ class Server:
         return self.process.pid
 
     async def start(self, limit_s: float = 60.0) -> Server:
+        _HANDED_OUT.add(self.port)  # again, when a stopped server is started once more
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: ASYNC220 (our interpreter and module)
             self.command(),

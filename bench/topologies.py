@@ -61,7 +61,7 @@ def _log_size(server: Server) -> int:
     return server.log_path.stat().st_size if server.log_path.exists() else 0
 
 
-async def _children_started(server: Server, count: int, offset: int, limit_s: float = 60.0) -> None:
+async def children_started(server: Server, count: int, offset: int, limit_s: float = 60.0) -> None:
     """Until the app's worker children have said they are running (in the app's log)."""
     deadline = time.monotonic() + limit_s
     while count and time.monotonic() < deadline:
@@ -92,7 +92,7 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
         await server.start()
         for worker in workers:
             await worker.start()
-        await _children_started(server, topology.worker_processes, offset)
+        await children_started(server, topology.worker_processes, offset)
         # The processes that process: the workers, the app's children, or the app itself.
         processing_pids = [w.pid for w in workers] or _children(server.pid) or [server.pid]
         cpu_before = sum(process_cpu_seconds(pid) for pid in processing_pids)
@@ -214,7 +214,7 @@ async def _latency_once(bench: Bench, name: str, topology: Topology) -> dict[str
         await server.start()
         for worker in workers:
             await worker.start()
-        await _children_started(server, topology.worker_processes, offset)
+        await children_started(server, topology.worker_processes, offset)
         tokens = bench.tokens.take(o.latency_emails)
         sent: dict[str, tuple[float, float]] = {}
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -200,8 +200,12 @@ async def test_the_app_processes_in_a_worker_child_and_stops_it_with_itself(
         await posters.run(batches, lambda: api.url, concurrency=POSTERS)
         statuses = await db.wait_processed(len(mails), timeout=120)
         report = await db.check_emails(mails, local_blobs(storage))
+        # One scrape of the app shows what its child processed, labelled as the child's.
+        metrics = await _scrape(api.url)
         code = await asyncio.to_thread(api.terminate)
         assert len(child_pids) == 1
+        assert metrics.total("kave_events_processed_total", process="worker-0") == len(mails)
+        assert metrics.total("kave_events_stored_total") == len(mails)
         assert statuses == {"processed": len(mails)}, statuses
         assert report.ok, str(report)
         # uvicorn re-raises the SIGTERM once it has shut down cleanly.
