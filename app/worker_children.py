@@ -2,10 +2,10 @@
 
 Parsing a message costs far more CPU than acknowledging it; on the API's event loop a burst of
 mail cut the acknowledgement rate to a tenth. So the app starts `python -m app.cli worker`
-children (WORKER_PROCESSES, default 1) with its own environment, restarts one that dies, and
-stops them with itself (SIGTERM: each drains for its grace period and hands back the rest).
-A child also stops by itself when this process disappears (SIGKILL included): it watches its
-parent's pid.
+children (WORKER_PROCESSES, default 1) with its own environment and a lower CPU priority
+(nice 10), restarts one that dies, and stops them with itself (SIGTERM: each drains for its
+grace period and hands back the rest). A child also stops by itself when this process
+disappears (SIGKILL included): it watches its parent's pid.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from app.processing.worker import RELEASE_TIMEOUT_SECONDS, SHUTDOWN_GRACE_SECOND
 logger = structlog.get_logger("app.worker_children")
 
 RESTART_PAUSE_SECONDS = (1.0, 30.0)
+# Beside the app on the same cores, the child yields the CPU to the acknowledgements whenever
+# both want it: mail then waits (durably) in the database, never Mailchimp for its 200.
+CHILD_NICENESS = 10
 STOP_TIMEOUT_SECONDS = SHUTDOWN_GRACE_SECONDS + RELEASE_TIMEOUT_SECONDS + 5.0
 
 
@@ -72,6 +75,8 @@ class WorkerChildren:
             "worker",
             "--parent-pid",
             str(os.getpid()),
+            "--nice",
+            str(CHILD_NICENESS),
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             # Its own process group: a Ctrl-C in the terminal reaches the app, which stops it.

@@ -75,8 +75,11 @@ def worker(
     parent_pid: int | None = typer.Option(
         None, "--parent-pid", hidden=True, help="stop when this process is gone (the app's child)"
     ),
+    nice: int = typer.Option(0, "--nice", hidden=True, help="lower this process's priority"),
 ) -> None:
     """Process events only (no API): claims, tasks, recovery, retention. Scale by running more."""
+    if nice:
+        os.nice(nice)
     settings = load_settings()
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
