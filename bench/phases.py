@@ -41,7 +41,7 @@ class Options:
     warmup: float = 2.0
     drain_emails: int = 5000
     drain_connections: int = 16
-    probe_rate: float = 50.0
+    probe_rate: float = 20.0
     drain_timeout: float = 600.0
     large_mb: float = 25.0
     settle: float = 2.0
