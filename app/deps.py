@@ -10,9 +10,10 @@ the thread pool, which cost 8% of the webhook's CPU in a profile.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,6 +22,16 @@ from app.core.config import Settings
 from app.processing.ingest import Intake
 from app.processing.worker import EventWorker
 from app.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from app.worker_children import WorkerChildren
+
+
+class EventHints(Protocol):
+    """Where new or replayed event ids go after their commit: the in-process worker, or a
+    NOTIFY to worker processes."""
+
+    def submit(self, event_ids: Iterable[uuid.UUID]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -32,7 +43,9 @@ class Services:
     session_factory: async_sessionmaker[AsyncSession]
     intake: Intake
     blob_store: BlobStore
-    worker: EventWorker
+    worker: EventWorker  # started only when this process processes (WORKER_PROCESSES=0)
+    hints: EventHints
+    worker_children: WorkerChildren | None = None
 
 
 def services(request: Request) -> Services:
@@ -58,12 +71,12 @@ async def get_blob_store(request: Request) -> BlobStore:
     return services(request).blob_store
 
 
-async def get_worker(request: Request) -> EventWorker:
-    return services(request).worker
+async def get_hints(request: Request) -> EventHints:
+    return services(request).hints
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 StorageDep = Annotated[BlobStore, Depends(get_blob_store)]
-WorkerDep = Annotated[EventWorker, Depends(get_worker)]
+HintsDep = Annotated[EventHints, Depends(get_hints)]

@@ -5,19 +5,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import RedirectResponse
 
 from app import health
 from app.audience.routes import router as audience_events_router
-from app.audience.tasks import process_audience_event
 from app.audience.webhook import router as audience_webhook_router
 from app.console.app import build_console
 from app.console.pages import PREFIX as CONSOLE_PREFIX
@@ -28,38 +25,26 @@ from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
 from app.core.params import API_PREFIX
 from app.core.ratelimit import build_limiter
-from app.db.session import build_engine, build_ingest_engine, build_session_factory
+from app.db.session import build_ingest_engine
 from app.deliveries.routes import router as deliveries_router
-from app.deps import Services
-from app.emails.retention import purge_expired_emails
+from app.deps import EventHints, Services
 from app.emails.routes import router as emails_router
 from app.events.routes import router as events_router
 from app.mailchimp.routes import router as mailchimp_router
 from app.mandrill.routes import mandrill_shortcut
 from app.mandrill.routes import router as mandrill_router
-from app.mandrill.tasks import process_delivery, process_inbound, reject_invalid
 from app.observability import routes as observability
 from app.processing.ingest import GroupCommitter, Intake
-from app.processing.models import EventKind
-from app.processing.tasks import Handler
-from app.processing.worker import EventWorker, PurgeHook
-from app.storage.factory import build_blob_store
+from app.processing.wakeups import Notifier
 from app.users.auth import router as auth_router
 from app.users.routes import router as users_router
+from app.worker_children import WorkerChildren
+from app.worker_runtime import HANDLERS, build_processing_runtime, open_stores
 
-DISPOSE_TIMEOUT_SECONDS = 5.0
+__all__ = ["HANDLERS", "app", "create_app"]
+
 logger = structlog.get_logger("app.main")
 
-# The engine runs what the domains register here, by the kind the webhook gave each event.
-HANDLERS: dict[str, Handler] = {
-    EventKind.INBOUND: process_inbound,
-    EventKind.MESSAGE: process_delivery,
-    EventKind.SYNC: process_delivery,
-    EventKind.INVALID: reject_invalid,
-    EventKind.AUDIENCE: process_audience_event,
-}
-# Run by the worker's purge loop (hourly) after its own payload purge.
-PURGE_HOOKS: tuple[PurgeHook, ...] = (purge_expired_emails,)
 # Every router under the API prefix but the Mandrill webhook's, which is included first.
 API_ROUTERS = (
     audience_webhook_router,
@@ -73,38 +58,50 @@ API_ROUTERS = (
 )
 
 
+def processing_mode(settings: Settings) -> str:
+    """`off` (acknowledge only), `children` (worker child processes) or `inline`."""
+    if not settings.processing_enabled:
+        return "off"
+    return "children" if settings.worker_processes > 0 else "inline"
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
-        engine = build_engine(settings)
-        stack.push_async_callback(_dispose_engine, engine)
-        session_factory = build_session_factory(engine)
-        committer = GroupCommitter(build_ingest_engine(engine))
+        stores = await stack.enter_async_context(open_stores(settings))
+        committer = GroupCommitter(build_ingest_engine(stores.engine))
         committer.start()
         stack.push_async_callback(committer.close)
 
-        blob_store = await build_blob_store(settings)
-        stack.push_async_callback(blob_store.close)
-
-        worker = EventWorker(
-            settings=settings,
-            session_factory=session_factory,
-            blob_store=blob_store,
-            handlers=HANDLERS,
-            purge_hooks=PURGE_HOOKS,
-        )
+        mode = processing_mode(settings)
+        runtime = build_processing_runtime(settings, stores, standalone=False)
+        hints: EventHints = runtime.worker
+        children: WorkerChildren | None = None
+        if mode == "inline":
+            await runtime.start()
+            stack.push_async_callback(runtime.stop)
+        else:
+            # Workers elsewhere (our children, or other processes) are woken by NOTIFY.
+            notifier = Notifier(stores.engine)
+            await notifier.start()
+            stack.push_async_callback(notifier.stop)
+            hints = notifier
+        if mode == "children":
+            children = WorkerChildren(settings.worker_processes)
+            await children.start()
+            # Stopped after the committer has flushed (the exit stack runs in reverse).
+            stack.push_async_callback(children.stop)
         app.state.services = Services(
             settings=settings,
-            engine=engine,
-            session_factory=session_factory,
-            intake=Intake(committer, worker),
-            blob_store=blob_store,
-            worker=worker,
+            engine=stores.engine,
+            session_factory=stores.session_factory,
+            intake=Intake(committer, hints),
+            blob_store=stores.blob_store,
+            worker=runtime.worker,
+            hints=hints,
+            worker_children=children,
         )
-        if settings.processing_enabled:
-            await worker.start()
-            stack.push_async_callback(worker.stop)
         # ~170,000 objects (FastAPI, pydantic, SQLAlchemy) live as long as the process; a full
         # collection walking them paused every request for ~70 ms, often enough to be the ack
         # path's p99. Frozen, they are left out of every collection from here on.
@@ -113,22 +110,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info(
             "app.started",
             environment=settings.environment.value,
-            database=engine.url.get_backend_name(),
+            database=stores.engine.url.get_backend_name(),
             storage=settings.storage_backend.value,
-            processing=settings.processing_enabled,
+            processing=mode,
         )
         yield
     logger.info("app.stopped")
-
-
-async def _dispose_engine(engine: AsyncEngine) -> None:
-    # Closing a pooled connection waits on the server: a database that hangs (rather than
-    # refusing) must not hang the shutdown. The process exits; the server drops the sockets.
-    try:
-        async with asyncio.timeout(DISPOSE_TIMEOUT_SECONDS):
-            await engine.dispose()
-    except TimeoutError:
-        logger.warning("app.engine_dispose_timed_out", seconds=DISPOSE_TIMEOUT_SECONDS)
 
 
 async def _to_console() -> RedirectResponse:

@@ -3,7 +3,7 @@
     BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/kave_bench \\
         .venv/bin/python -m bench            # full: 20 s x 3 runs per figure
     .venv/bin/python -m bench --quick        # smoke test: 3 s x 1 run, SQLite temp file
-    .venv/bin/python -m bench --only ack     # one phase (ack, drain, large)
+    .venv/bin/python -m bench --only ack     # one phase (ack, drain, latency, large)
     .venv/bin/python -m bench --profile      # py-spy profile of the ack path only
 
 Every setting has an env variable (BENCH_DURATION, BENCH_RUNS, ...; see --help). Prints one
@@ -34,6 +34,7 @@ from bench.load import LoadGenerator, ensure_wrk
 from bench.phases import Bench, Options
 from bench.report import Row, machine_info, render, summary, write_json
 from bench.servers import stop_all
+from bench.topology_report import topology_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KIB, MIB = 1024.0, 1024.0 * 1024.0
@@ -59,12 +60,17 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--threads", type=int, default=_env("BENCH_WRK_THREADS", d.threads))
     p.add_argument("--warmup", type=float, default=_env("BENCH_WARMUP", d.warmup))
     p.add_argument("--drain-emails", type=int, default=_env("BENCH_DRAIN_EMAILS", d.drain_emails))
+    p.add_argument(
+        "--latency-emails", type=int, default=_env("BENCH_LATENCY_EMAILS", d.latency_emails)
+    )
     p.add_argument("--probe-rate", type=float, default=_env("BENCH_PROBE_RATE", d.probe_rate))
     p.add_argument("--large-mb", type=float, default=_env("BENCH_LARGE_MB", d.large_mb))
     p.add_argument("--max-rate", type=float, default=_env("BENCH_MAX_RATE", d.max_rate))
     p.add_argument("--log-level", default=_env("BENCH_LOG_LEVEL", d.log_level))
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL") or None)
-    p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), help="ack,drain,large")
+    p.add_argument(
+        "--only", default=os.environ.get("BENCH_ONLY", ""), help="ack,drain,latency,large"
+    )
     p.add_argument("--profile", action="store_true", help="only a py-spy profile of the ack")
     p.add_argument("--profile-seconds", type=float, default=d.profile_seconds)
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
@@ -87,6 +93,7 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         drain_emails=a.drain_emails,
         drain_connections=a.connections,
         probe_rate=a.probe_rate,
+        latency_emails=a.latency_emails,
         large_mb=a.large_mb,
         max_rate=a.max_rate,
         log_level=a.log_level.upper(),
@@ -186,6 +193,41 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
             check=at_least(0.6),
             digits=2,
         )
+        default = ack.get("kave_default")
+        if default:
+            heading("Default topology (uvicorn app.main:app: processing on, in 1 worker child)")
+            add(
+                "default_rate",
+                "Kave ack rate while processing",
+                _values(default, "rate"),
+                "req/s",
+                digits=0,
+            )
+            add("default_p50_ms", "Kave ack p50 while processing", _values(default, "p50_ms"), "ms")
+            add(
+                "default_p99_ms",
+                "Kave ack p99 while processing",
+                _values(default, "p99_ms"),
+                "ms",
+                target="<= 100 ms",
+                check=at_most(100),
+            )
+            add(
+                "default_cores",
+                "Kave CPU (API + child)",
+                _values(default, "server_cores"),
+                "cores",
+                digits=2,
+            )
+            add(
+                "ratio_default",
+                "default topology / ack-only",
+                _paired(default, k1),
+                "x",
+                target=">= 0.7x",
+                check=at_least(0.7),
+                digits=2,
+            )
         heading("Two workers (--workers 2), same load")
         add("ack2_rate", "Kave ack rate, 2 workers", _values(k2, "rate"), "req/s", digits=0)
         add("ack2_p99_ms", "Kave ack p99, 2 workers", _values(k2, "p99_ms"), "ms")
@@ -206,49 +248,7 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
             check=at_least(1.6),
             digits=2,
         )
-    drain = results.get("drain")
-    if drain:
-        heading(f"Drain: {drain[0]['emails_posted']} emails, 1 worker, processing on")
-        add(
-            "drain_rate",
-            "drain rate (first POST -> all processed)",
-            _values(drain, "rate"),
-            "emails/s",
-            target=">= 250/s",
-            check=at_least(250),
-            digits=0,
-        )
-        add("drain_seconds", "drain time", _values(drain, "seconds"), "s")
-        posting = [r["posting"] for r in drain]
-        add(
-            "drain_post_rate",
-            f"posting rate ({opts.connections} conn., while processing)",
-            _values(posting, "rate"),
-            "req/s",
-            digits=0,
-        )
-        add(
-            "drain_post_p99_ms",
-            f"posting p99 ({opts.connections} conn., while processing)",
-            _values(posting, "p99_ms"),
-            "ms",
-        )
-        add(
-            "drain_probe_p99_ms",
-            f"ack p99 while draining (probe {opts.probe_rate:g}/s)",
-            [r["probe"]["p99_ms"] for r in drain],
-            "ms",
-            target="<= 100 ms",
-            check=at_most(100),
-        )
-        errors = [r["posting"]["errors"] + r["probe"]["errors"] for r in drain]
-        add("drain_errors", "errors (posting + probe)", errors, digits=0)
-        add(
-            "drain_not_processed",
-            "events not processed (failed/ignored)",
-            _values(drain, "not_processed"),
-            digits=0,
-        )
+    topology_rows(results, opts, heading, add, at_least, at_most)
     large = results.get("large")
     if large:
         heading(f"Large message: one {opts.large_mb:g} MiB attachment")

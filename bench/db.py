@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -127,8 +128,18 @@ class Database:
                     if attempt == 4:
                         raise
         else:
+            import asyncpg
+
             names = ", ".join(f'"{t}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for attempt in range(5):
+                try:
+                    await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+                    return
+                except asyncpg.DeadlockDetectedError:
+                    # A worker still finishing a batch locks the tables in another order.
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
 
     async def statuses(self) -> dict[str, int]:
         rows = await self._fetch("SELECT status, count(*) FROM webhook_events GROUP BY status")

@@ -28,16 +28,41 @@ from bench.db import ROOT
 _RUNNING: list[Server] = []
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port: from BENCH_PORTS (`low-high`, e.g. 8110-8129) when set, else any."""
+    low, _, high = os.environ.get("BENCH_PORTS", "").partition("-")
+    candidates = range(int(low), int(high or low) + 1) if low else [0]
+    for port in candidates:
+        if port and port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found = int(s.getsockname()[1])
+        _HANDED_OUT.add(found)
+        return found
+    raise RuntimeError(f"no free port left in BENCH_PORTS={os.environ['BENCH_PORTS']}")
+
+
+def release_port(port: int) -> None:
+    _HANDED_OUT.discard(port)
 
 
 def kave_env(
-    database_url: str, storage: Path, *, processing: bool, log_level: str
+    database_url: str,
+    storage: Path,
+    *,
+    processing: bool,
+    log_level: str,
+    worker_processes: int = 0,
 ) -> dict[str, str]:
     return {
+        "WORKER_PROCESSES": str(worker_processes),
         "ENVIRONMENT": "test",
         "DATABASE_URL": database_url,
         "STORAGE_BACKEND": "local",
@@ -71,22 +96,10 @@ class Server:
         return self.process.pid
 
     async def start(self, limit_s: float = 60.0) -> Server:
+        _HANDED_OUT.add(self.port)  # again, when a stopped server is started once more
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: ASYNC220 (our interpreter and module)
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.app,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--no-access-log",
-                "--no-server-header",
-            ],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -105,6 +118,22 @@ class Server:
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} did not start in {limit_s} s; see {self.log_path}")
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--no-access-log",
+            "--no-server-header",
+        ]
+
     def stop(self, grace: float = 20.0) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
@@ -121,9 +150,21 @@ class Server:
             self._log = None
         if self in _RUNNING:
             _RUNNING.remove(self)
+        release_port(self.port)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+class Worker(Server):
+    """`python -m app.cli worker` (what `kave worker` runs), ready once its health port is."""
+
+    def __init__(self, name: str, log: Path, *, env: dict[str, str]) -> None:
+        super().__init__(name, "", log, env=env)
+        self.env["WORKER_HEALTH_PORT"] = str(self.port)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "app.cli", "worker"]
 
 
 def stop_all() -> None:

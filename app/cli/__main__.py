@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import events, export, status, users
+from app.cli import events, export, status, users, worker
 from app.cli.agent_fields import recompute_fields
 from app.cli.audience import audience_app
 from app.cli.emails import emails_app
@@ -24,6 +24,7 @@ cli.command("recompute-fields")(recompute_fields)
 cli.command("stats")(status.stats)
 cli.command("check")(status.check)
 cli.command("export")(export.export)
+cli.command("worker")(worker.worker)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")

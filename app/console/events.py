@@ -14,7 +14,7 @@ from app.console.pages import PREFIX, render
 from app.console.routing import console_router
 from app.core.security import Scope
 from app.db.paging import InvalidCursor, Position, build_page, decode_cursor
-from app.deps import SessionDep, WorkerDep
+from app.deps import HintsDep, SessionDep
 from app.emails.repository import EmailRepository
 from app.events.errors import EventNotFound
 from app.events.replay import requeue_event
@@ -167,9 +167,9 @@ async def event_page(
 
 @router.post("/events/{event_id}/replay")
 async def replay(
-    event_id: uuid.UUID, viewer: FormViewer, session: SessionDep, worker: WorkerDep
+    event_id: uuid.UUID, viewer: FormViewer, session: SessionDep, hints: HintsDep
 ) -> Response:
     require(viewer, Scope.EVENTS_REPLAY)
     event = await requeue_event(session, event_id)
-    worker.submit([event.id])
+    hints.submit([event.id])
     return RedirectResponse(f"{PREFIX}/events/{event.id}?replayed=true", status_code=303)

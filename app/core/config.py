@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(default=1800, ge=-1)
 
     processing_enabled: bool = True
+    # With processing enabled, the app hands it to this many worker child processes (started
+    # and stopped with it) so parsing never shares the event loop that acknowledges; 0 runs it
+    # in the API's own loop, as one process.
+    worker_processes: int = Field(default=1, ge=0, le=16)
+    # The liveness/readiness/metrics port of `kave worker` (0: none).
+    worker_health_port: int = Field(default=8001, ge=0, le=65535)
+    worker_health_host: str = "127.0.0.1"
+    # How often a worker without a LISTEN connection (SQLite; PostgreSQL while it reconnects)
+    # looks for new events: the latency from an API-only process's 200 to processing.
+    worker_poll_seconds: float = Field(default=0.05, gt=0, le=60)
     worker_concurrency: int = Field(default=8, ge=1, le=256)
     worker_batch_size: int = Field(default=16, ge=1, le=500)
     max_attempts: int = Field(default=8, ge=1)

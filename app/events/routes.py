@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from app.core.params import QueryTime, error_responses
 from app.core.security import Scope
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
-from app.deps import SessionDep, WorkerDep
+from app.deps import HintsDep, SessionDep
 from app.events.errors import EventNotFound
 from app.events.replay import requeue_event
 from app.events.schemas import EventDetail, EventOut, EventPage, Stats, parse_payload
@@ -98,9 +98,9 @@ async def get_event(
         "Processing is idempotent: a replayed inbound email replaces the earlier copy."
     ),
 )
-async def replay_event(event_id: uuid.UUID, session: SessionDep, worker: WorkerDep) -> EventOut:
+async def replay_event(event_id: uuid.UUID, session: SessionDep, hints: HintsDep) -> EventOut:
     event = await requeue_event(session, event_id)
-    worker.submit([event.id])
+    hints.submit([event.id])
     return EventOut.of(event)
 
 

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from app.core.errors import NotAuthenticated
 from app.deps import services
+from app.observability.children import merged_exposition, scrape_children
 from app.observability.metrics import backlog_registry, read_backlog
 
 # Not rate-limited on purpose: a scraper polls it on a fixed interval.
@@ -31,5 +32,13 @@ async def metrics(request: Request) -> Response:
     kave = services(request)
     _require_token(request, kave.settings.metrics_token)
     backlog = await read_backlog(kave.session_factory)
-    body = generate_latest(REGISTRY) + generate_latest(backlog_registry(backlog))
+    backlog_families = backlog_registry(backlog)
+    if kave.worker_children is None:
+        own = generate_latest(REGISTRY)
+    else:
+        texts = await scrape_children(
+            kave.worker_children.health_urls, request.headers.get("authorization")
+        )
+        own = merged_exposition(texts, skip={f.name for f in backlog_families.collect()})
+    body = own + generate_latest(backlog_families)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

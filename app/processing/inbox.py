@@ -127,6 +127,21 @@ class EventRepository(Repository[WebhookEvent]):
         )
         return list((await self.session.scalars(stmt)).all())
 
+    async def any_due(self) -> bool:
+        """Whether `claim_due` would find anything: one indexed read, no lock taken."""
+        now = utcnow()
+        stmt = (
+            select(E.id)
+            .where(
+                or_(
+                    and_(E.status == S.RECEIVED, E.next_attempt_at <= now),
+                    and_(E.status == S.PROCESSING, E.lease_expires_at < now),
+                )
+            )
+            .limit(1)
+        )
+        return (await self.session.scalar(stmt)) is not None
+
     async def replace_records(
         self, items: Sequence[tuple[uuid.UUID, type[Any], Sequence[Any]]]
     ) -> None:

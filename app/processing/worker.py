@@ -50,10 +50,15 @@ class EventWorker:
         blob_store: BlobStore,
         handlers: Mapping[str, Handler],
         purge_hooks: Sequence[PurgeHook] = (),
+        idle_seconds: Callable[[], float] | None = None,
     ) -> None:
         # Handed in by the app: the engine runs whatever the domains register, by event kind.
         self.handlers = dict(handlers)
         self.purge_hooks = tuple(purge_hooks)
+        # How long the recovery loop sleeps with nothing to do: a worker process that gets no
+        # hints from a webhook in its own process polls often (or listens, and polls seldom).
+        self._idle_seconds = idle_seconds or (lambda: settings.recovery_interval_seconds)
+        self._wake = asyncio.Event()
         owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.ctx = ProcessingContext(settings, session_factory, blob_store, owner)
         self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
@@ -80,6 +85,10 @@ class EventWorker:
         ]
         self.running = True
         logger.info("worker.started", owner=self.ctx.owner, concurrency=concurrency)
+
+    def wake(self) -> None:
+        """Claim due events now (a notification from an acknowledge-only process)."""
+        self._wake.set()
 
     def submit(self, event_ids: Iterable[uuid.UUID]) -> None:
         """Queue ids for processing. Hints past the cap are dropped: recovery finds them."""
@@ -108,32 +117,42 @@ class EventWorker:
                     self._queue.task_done()
 
     async def _recover_loop(self) -> None:
-        interval = self.ctx.settings.recovery_interval_seconds
+        woken = True
         while not self._stopping.is_set():
+            self._wake.clear()  # a wake-up during the claim below claims again at once
             more = False
             try:
-                more = await self.recover_once()
+                more = await self.recover_once(look_first=not woken)
             except Exception as exc:  # noqa: BLE001 (the database may be down; try again later)
                 logger.warning("worker.recovery_failed", exc_type=type(exc).__name__)
             # A backlog (after a restart or an outage) is taken in as fast as the consumers
             # work it off, not one claim per interval.
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(
-                    self._stopping.wait(), BACKLOG_POLL_SECONDS if more else interval
+                    self._wake.wait(), BACKLOG_POLL_SECONDS if more else self._idle_seconds()
                 )
+                woken = True
+            except TimeoutError:
+                woken = more
 
     @property
     def _capacity(self) -> int:
         settings = self.ctx.settings
         return 2 * settings.worker_concurrency * settings.worker_batch_size - len(self._inflight)
 
-    async def recover_once(self) -> bool:
-        """Claim due events up to the free capacity; True if there may be more to take."""
+    async def recover_once(self, *, look_first: bool = False) -> bool:
+        """Claim due events up to the free capacity; True if there may be more to take.
+
+        `look_first`: a poll on a timer reads before it writes, so an idle worker never
+        takes SQLite's write lock from the webhook."""
         capacity = self._capacity
         if capacity <= 0:
             return True
         async with self.ctx.session_factory() as session:
-            ids = await EventRepository(session).claim_due(
+            events = EventRepository(session)
+            if look_first and not await events.any_due():
+                return False
+            ids = await events.claim_due(
                 owner=self.ctx.owner,
                 limit=capacity,
                 lease_seconds=self.ctx.settings.event_lease_seconds,
@@ -181,6 +200,7 @@ class EventWorker:
         """Stop claiming, let running tasks finish for a grace period, hand the rest back."""
         self.running = False
         self._stopping.set()
+        self._wake.set()
         for task in self._loops:
             task.cancel()
         # Queued hints that were never started are simply dropped: their rows say `received`.

@@ -149,6 +149,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "retry_max_seconds": 0.2,
         "recovery_interval_seconds": 0.1,
         "event_lease_seconds": 30,
+        # In the app's own loop: the suite drives processing in-process (the topology with
+        # worker processes has its own tests, in app/tests/faults/test_worker_processes.py).
+        "worker_processes": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from app.emails.models import Attachment, Email
 from app.processing.models import WebhookEvent
 from app.tests.observability.scrape import Scrape
-from app.tests.server_process import ServerProcess
+from app.tests.server_process import ServerProcess, WorkerProcess
 from app.tests.support import WEBHOOK_PATH, build_message, inbound_event, signed_form
 
 BlobReader = Callable[[str], Awaitable[bytes | None]]
@@ -172,7 +172,7 @@ class Servers:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.started: list[ServerProcess] = []
+        self.started: list[ServerProcess | WorkerProcess] = []
 
     async def start(
         self, *, name: str, database_url: str, storage_path: Path, **env: str
@@ -185,6 +185,18 @@ class Servers:
         )
         self.started.append(server)
         return await asyncio.to_thread(server.start)
+
+    async def start_worker(
+        self, *, name: str, database_url: str, storage_path: Path, **env: str
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            database_url=database_url,
+            storage_path=storage_path,
+            log=self.tmp_path / f"{name}.log",
+            **env,
+        )
+        self.started.append(worker)
+        return await asyncio.to_thread(worker.start)
 
     def stop_all(self) -> None:
         for server in self.started:
