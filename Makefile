@@ -26,16 +26,26 @@ help:
 	@echo "make bench    run the benchmark (BENCH_DATABASE_URL selects PostgreSQL)"
 	@echo "make bench-unsigned  memory and /health/live while unsigned large bodies come in"
 
-$(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+# The venv counts as made only while its pip runs: `python3 -m venv` without Debian's
+# python3-venv leaves a .venv with a python but no pip, which must not pass for built. When the
+# check fails, the venv target is phony, so it is rebuilt from scratch and the installs follow.
+VENV_STAMP := $(VENV)/pyvenv.cfg
+ifneq ($(shell $(BIN)/python -m pip --version >/dev/null 2>&1 && echo ok),ok)
+.PHONY: $(VENV_STAMP)
+endif
 
-$(VENV)/.runtime: requirements/integrations.txt | $(BIN)/python
+$(VENV_STAMP):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	@if [ -e $(VENV) ]; then echo "$(VENV) has no working pip: making it again"; rm -rf $(VENV); fi
+	$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip --version >/dev/null || \
+		{ rm -rf $(VENV); echo "On Debian/Ubuntu, install the venv module first: sudo apt install python3-venv"; exit 1; }
+
+$(VENV)/.runtime: requirements/integrations.txt $(VENV_STAMP)
 	$(PIP_INSTALL) -r requirements/integrations.txt
 	@touch $@
 
-$(VENV)/.dev: requirements/dev.txt | $(BIN)/python
+$(VENV)/.dev: requirements/dev.txt $(VENV_STAMP)
 	$(PIP_INSTALL) -r requirements/dev.txt
 	@touch $@ $(VENV)/.runtime
 
