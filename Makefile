@@ -55,7 +55,8 @@ migrate: $(VENV)/.runtime
 run: $(VENV)/.runtime migrate
 	@mkdir -p data/attachments
 	@$(BIN)/python -m app.cli first-run-hint || true
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
+	@# HOST and PORT also reach Kave, which derives MAILCHIMP_WEBHOOK_URL from them when unset.
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
 		--forwarded-allow-ips='$(FORWARDED_ALLOW_IPS)'
 
 test: $(VENV)/.dev

@@ -18,7 +18,7 @@ from app import health
 from app.audience.routes import router as audience_events_router
 from app.audience.tasks import process_audience_event
 from app.audience.webhook import router as audience_webhook_router
-from app.core.config import Settings, load_settings
+from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings, load_settings
 from app.core.cors import EnvelopeCORSMiddleware
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
@@ -110,6 +110,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             storage=settings.storage_backend.value,
             processing=settings.processing_enabled,
         )
+        if settings.uses_development_webhook_key:
+            # Public by design (development only): logged so `send-test` or curl can sign.
+            logger.warning(
+                "mandrill.development_webhook_key",
+                webhook_key=DEVELOPMENT_WEBHOOK_KEY,
+                webhook_url=settings.mailchimp_webhook_url,
+                hint="set MAILCHIMP_WEBHOOK_SECRET to the key from Mailchimp to receive real mail",
+            )
         yield
     logger.info("app.stopped")
 

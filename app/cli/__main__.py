@@ -6,6 +6,7 @@ import typer
 
 from app.cli import events, users
 from app.cli.audience import audience_app
+from app.cli.send_test import send_test
 
 cli = typer.Typer(
     no_args_is_help=True,
@@ -18,6 +19,7 @@ cli.command("list-users")(users.list_users)
 cli.command("disable-user")(users.disable_user)
 cli.command("first-run-hint")(users.first_run_hint)
 cli.command("replay")(events.replay)
+cli.command("send-test")(send_test)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")

@@ -221,3 +221,40 @@ def test_start_up_in_production_with_the_url_check_key_names_the_setting(
     message = str(info.value)
     assert message.startswith("Kave cannot start, the configuration is invalid:")
     assert "MAILCHIMP_WEBHOOK_SECRET: the key is 'test-webhook'" in message
+
+
+def test_development_gets_a_webhook_key_and_a_url_from_host_and_port() -> None:
+    from app.core.config import DEVELOPMENT_WEBHOOK_KEY
+
+    settings = Settings(_env_file=None, port=8123)
+    assert settings.webhook_keys == (DEVELOPMENT_WEBHOOK_KEY.encode(),)
+    assert settings.uses_development_webhook_key
+    assert settings.mailchimp_webhook_url == "http://127.0.0.1:8123/api/v1/webhooks/mailchimp"
+    assert Settings(_env_file=None, host="::1").mailchimp_webhook_url.startswith(
+        "http://[::1]:8000/"
+    )
+    # Set values win.
+    own = Settings(
+        _env_file=None,
+        mailchimp_webhook_secret=REAL_KEY,
+        mailchimp_webhook_url="https://k.example/w",
+    )
+    assert own.webhook_keys == (REAL_KEY.encode(),) and not own.uses_development_webhook_key
+    assert own.mailchimp_webhook_url == "https://k.example/w"
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_the_development_key_is_never_a_key_outside_development(environment: str) -> None:
+    from app.core.config import DEVELOPMENT_WEBHOOK_KEY
+
+    with pytest.raises(ValidationError) as info:
+        Settings(
+            _env_file=None,
+            environment=environment,
+            secret_key="x" * 40,
+            mailchimp_webhook_secret=DEVELOPMENT_WEBHOOK_KEY,
+        )
+    assert "Kave's public development key" in str(info.value)
+    if environment == "production":  # and an empty key is still refused, not replaced
+        with pytest.raises(ValidationError, match="MAILCHIMP_WEBHOOK_SECRET must hold"):
+            Settings(_env_file=None, environment=environment, secret_key="x" * 40)
