@@ -24,7 +24,7 @@ from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
 from app.core.params import API_PREFIX
-from app.core.ratelimit import build_limiter
+from app.core.ratelimit import build_rate_counter
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
 from app.deliveries.routes import router as deliveries_router
 from app.deps import Services
@@ -78,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         committer.start()
         stack.push_async_callback(committer.close)
 
+        stack.push_async_callback(app.state.rate_counter.close)
         blob_store = await build_blob_store(settings)
         stack.push_async_callback(blob_store.close)
 
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.limiter = build_limiter(settings)  # where slowapi looks for it
+    app.state.rate_counter = build_rate_counter(settings)
     register_error_handlers(app)
 
     # First: routes are matched in order, and this is the one Mailchimp hammers.

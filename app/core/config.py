@@ -32,6 +32,9 @@ WEBHOOK_KEY_MIN_LENGTH = 16
 # (`secrets.token_urlsafe(32)` gives 43) are out of reach of guessing.
 AUDIENCE_TOKEN_MIN_LENGTH = 24
 _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
+RATE_LIMIT_SCHEMES = frozenset(
+    {"memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"}
+)
 
 
 class Environment(StrEnum):
@@ -153,6 +156,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MAILCHIMP_AUDIENCE_WEBHOOK_TOKEN must be at least {AUDIENCE_TOKEN_MIN_LENGTH} "
                 "characters long"
+            )
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _known_rate_limit_storage(cls, value: str) -> str:
+        # The storages whose client is installed: `limits`' own memory one and redis-py.
+        scheme = value.removeprefix("async+").split("://", 1)[0] if "://" in value else ""
+        if scheme not in RATE_LIMIT_SCHEMES:
+            raise ValueError(
+                "RATE_LIMIT_STORAGE_URL must be memory:// or a Redis URL "
+                "(redis://host:6379[/db], rediss://, redis+unix://, redis+sentinel://, "
+                "redis+cluster://)"
             )
         return value
 

@@ -258,3 +258,14 @@ def test_the_development_key_is_never_a_key_outside_development(environment: str
     if environment == "production":  # and an empty key is still refused, not replaced
         with pytest.raises(ValidationError, match="MAILCHIMP_WEBHOOK_SECRET must hold"):
             Settings(_env_file=None, environment=environment, secret_key="x" * 40)
+
+
+@pytest.mark.parametrize("url", ["memory://", "redis://127.0.0.1:6379", "rediss://r:6380/2"])
+def test_rate_limit_storages_with_a_client_are_accepted(url: str) -> None:
+    assert Settings(_env_file=None, rate_limit_storage_url=url).rate_limit_storage_url == url
+
+
+@pytest.mark.parametrize("url", ["memcached://m:11211", "redis", "localhost:6379", ""])
+def test_other_rate_limit_storages_are_refused_with_what_works(url: str) -> None:
+    with pytest.raises(ValidationError, match="must be memory:// or a Redis URL"):
+        Settings(_env_file=None, rate_limit_storage_url=url)
