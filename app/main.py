@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import health
+from app.apidocs import OPENAPI_TAGS, install_api_docs, short_operation_id
 from app.audience.routes import router as audience_events_router
 from app.audience.tasks import process_audience_event
 from app.audience.webhook import router as audience_webhook_router
@@ -141,8 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Durable Mailchimp inbound-email webhook ingestion.",
         version="0.1.0",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=f"{API_PREFIX}/redoc",
+        openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=short_operation_id,
+        # Served by app/apidocs.py from Kave's own files, not FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         swagger_ui_parameters={
             "persistAuthorization": True,
             "displayRequestDuration": True,
@@ -160,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # First: routes are matched in order, and this is the one Mailchimp hammers.
     app.include_router(mandrill_router, prefix=API_PREFIX)
     app.include_router(health.router)
+    install_api_docs(app, settings, API_PREFIX)
     app.include_router(observability.router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
