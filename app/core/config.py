@@ -61,8 +61,14 @@ def _split_csv(value: object) -> object:
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused value is often a secret; no error message may quote it.
+    # env_ignore_empty: an empty variable is an unset one, so docker-compose.yml can pass every
+    # setting as `${NAME:-}` (only those in .env or the shell have a value).
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT

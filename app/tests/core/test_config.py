@@ -269,3 +269,12 @@ def test_rate_limit_storages_with_a_client_are_accepted(url: str) -> None:
 def test_other_rate_limit_storages_are_refused_with_what_works(url: str) -> None:
     with pytest.raises(ValidationError, match="must be memory:// or a Redis URL"):
         Settings(_env_file=None, rate_limit_storage_url=url)
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose.yml passes every setting, empty when neither .env nor the shell sets it.
+    for name in ("LOG_LEVEL", "PORT", "RATE_LIMIT_STORAGE_URL", "LOG_FORMAT", "S3_REGION"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)
+    assert settings.log_level == "INFO" and settings.port == 8000
+    assert settings.rate_limit_storage_url == "memory://" and settings.log_format is None
