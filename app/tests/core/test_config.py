@@ -124,8 +124,8 @@ def test_start_up_with_a_bad_audience_token_names_the_setting(
     assert "s3cret" not in message
 
 
-def test_the_readme_token_recipe_and_the_suites_token_are_accepted() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+def test_the_documented_token_recipe_and_the_suites_token_are_accepted() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "audience-webhooks.md").read_text()
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in readme
     assert len(secrets.token_urlsafe(32)) >= 24
     assert make_settings("sqlite+aiosqlite://", Path("unused")).mailchimp_audience_webhook_token
