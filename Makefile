@@ -31,17 +31,27 @@ help:
 	@echo "make bench    run the benchmark (BENCH_DATABASE_URL selects PostgreSQL)"
 	@echo "make bench-unsigned  memory and /health/live while unsigned large bodies come in"
 
-$(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+# The venv counts as made only while its pip runs: `python3 -m venv` without Debian's
+# python3-venv leaves a .venv with a python but no pip, which must not pass for built. When the
+# check fails, the venv target is phony, so it is rebuilt from scratch and the installs follow.
+VENV_STAMP := $(VENV)/pyvenv.cfg
+ifneq ($(shell $(BIN)/python -m pip --version >/dev/null 2>&1 && echo ok),ok)
+.PHONY: $(VENV_STAMP)
+endif
 
-$(VENV)/.runtime: requirements/integrations.txt pyproject.toml | $(BIN)/python
+$(VENV_STAMP):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Kave needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	@if [ -e $(VENV) ]; then echo "$(VENV) has no working pip: making it again"; rm -rf $(VENV); fi
+	$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip --version >/dev/null || \
+		{ rm -rf $(VENV); echo "On Debian/Ubuntu, install the venv module first: sudo apt install python3-venv"; exit 1; }
+
+$(VENV)/.runtime: requirements/integrations.txt pyproject.toml $(VENV_STAMP)
 	$(PIP_INSTALL) -r requirements/integrations.txt
 	$(INSTALL_SELF)
 	@touch $@
 
-$(VENV)/.dev: requirements/dev.txt pyproject.toml | $(BIN)/python
+$(VENV)/.dev: requirements/dev.txt pyproject.toml $(VENV_STAMP)
 	$(PIP_INSTALL) -r requirements/dev.txt
 	$(INSTALL_SELF)
 	@touch $@ $(VENV)/.runtime
@@ -51,8 +61,9 @@ migrate: $(VENV)/.runtime
 
 run: $(VENV)/.runtime migrate
 	@mkdir -p data/attachments
-	@$(BIN)/kave first-run-hint || true
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
+	@HOST=$(HOST) PORT=$(PORT) $(BIN)/kave first-run-hint || true
+	@# HOST and PORT also reach Kave, which derives MAILCHIMP_WEBHOOK_URL from them when unset.
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-server-header \
 		--forwarded-allow-ips='$(FORWARDED_ALLOW_IPS)'
 
 test: $(VENV)/.dev

@@ -14,17 +14,18 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
 from app import health
+from app.apidocs import OPENAPI_TAGS, install_api_docs, short_operation_id
 from app.audience.routes import router as audience_events_router
 from app.audience.webhook import router as audience_webhook_router
 from app.console.app import build_console
 from app.console.pages import PREFIX as CONSOLE_PREFIX
-from app.core.config import Settings, load_settings
+from app.core.config import DEVELOPMENT_WEBHOOK_KEY, Settings, load_settings
 from app.core.cors import EnvelopeCORSMiddleware
 from app.core.errors import register_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import EdgeMiddleware
 from app.core.params import API_PREFIX
-from app.core.ratelimit import build_limiter
+from app.core.ratelimit import build_rate_counter
 from app.db.session import build_ingest_engine
 from app.deliveries.routes import router as deliveries_router
 from app.deps import EventHints, Services
@@ -74,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         committer.start()
         stack.push_async_callback(committer.close)
 
+        stack.push_async_callback(app.state.rate_counter.close)
         mode = processing_mode(settings)
         runtime = build_processing_runtime(settings, stores, standalone=False)
         hints: EventHints = runtime.worker
@@ -114,6 +116,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             storage=settings.storage_backend.value,
             processing=mode,
         )
+        if settings.uses_development_webhook_key:
+            # Public by design (development only): logged so `send-test` or curl can sign.
+            logger.warning(
+                "mandrill.development_webhook_key",
+                webhook_key=DEVELOPMENT_WEBHOOK_KEY,
+                webhook_url=settings.mailchimp_webhook_url,
+                hint="set MAILCHIMP_WEBHOOK_SECRET to the key from Mailchimp to receive real mail",
+            )
         yield
     logger.info("app.stopped")
 
@@ -130,8 +140,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Durable Mailchimp inbound-email webhook ingestion.",
         version="0.1.0",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=f"{API_PREFIX}/redoc",
+        openapi_tags=OPENAPI_TAGS,
+        generate_unique_id_function=short_operation_id,
+        # Served by app/apidocs.py from Kave's own files, not FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         swagger_ui_parameters={
             "persistAuthorization": True,
             "displayRequestDuration": True,
@@ -143,12 +157,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.limiter = build_limiter(settings)  # where slowapi looks for it
+    app.state.rate_counter = build_rate_counter(settings)
     register_error_handlers(app)
 
     # First: routes are matched in order, and this is the one Mailchimp hammers.
     app.include_router(mandrill_router, prefix=API_PREFIX)
     app.include_router(health.router)
+    install_api_docs(app, settings, API_PREFIX)
     app.include_router(observability.router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

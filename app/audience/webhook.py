@@ -33,6 +33,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorEnvelope, "description": "Right token, but not an audience event form"},
     404: {"model": ErrorEnvelope, "description": "Wrong token, or no token is configured"},
     413: {"model": ErrorEnvelope, "description": "Body over MAX_BODY_BYTES"},
+    # FastAPI would document its own validation body; Kave answers in the envelope.
+    422: {"model": ErrorEnvelope, "description": "Request validation failed"},
     503: {"model": ErrorEnvelope, "description": "Database unreachable; Mailchimp will retry"},
 }
 
@@ -84,7 +86,7 @@ async def _read_pairs(request: Request) -> tuple[FormPairs, int]:
 @router.get(
     "/{token}",
     response_class=Response,
-    responses={404: _ERRORS[404]},
+    responses={404: _ERRORS[404], 422: _ERRORS[422]},
     summary="Mailchimp's validator check (GET)",
     description="Mailchimp sends a GET when the webhook is added; 200 only for the right token.",
 )
@@ -96,7 +98,7 @@ async def audience_url_check(token: str, settings: SettingsDep) -> Response:
 @router.head(
     "/{token}",
     response_class=Response,
-    responses={404: _ERRORS[404]},
+    responses={404: _ERRORS[404], 422: _ERRORS[422]},
     summary="Mailchimp's validator check (HEAD)",
 )
 async def audience_url_check_head(token: str, settings: SettingsDep) -> Response:

@@ -8,6 +8,7 @@ from app.cli import events, export, status, users, worker
 from app.cli.agent_fields import recompute_fields
 from app.cli.audience import audience_app
 from app.cli.emails import emails_app
+from app.cli.send_test import send_test
 
 cli = typer.Typer(
     no_args_is_help=True,
@@ -25,6 +26,7 @@ cli.command("stats")(status.stats)
 cli.command("check")(status.check)
 cli.command("export")(export.export)
 cli.command("worker")(worker.worker)
+cli.command("send-test")(send_test)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")

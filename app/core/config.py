@@ -15,6 +15,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-key-change-me"})
 DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (the placeholder we refuse)
+# Development's webhook key when MAILCHIMP_WEBHOOK_SECRET is empty, so a first run can verify
+# a batch `send-test` signs. Public (it is in the source and logged at start), so it is only
+# ever used in development: production refuses an empty key, and never falls back to this one.
+DEVELOPMENT_WEBHOOK_KEY = "kave-development-webhook-key"
+# Where the Mandrill webhook is served, under the API prefix; the default webhook URL ends so.
+MANDRILL_WEBHOOK_PATH = "/api/v1/webhooks/mailchimp"
 # Mandrill's URL-verification key, published in its documentation: anyone can sign with it.
 SETUP_CHECK_WEBHOOK_KEY = "test-webhook"
 # Mailchimp's webhook keys are 22 base64url characters (~130 bits). The floor is lower, so a
@@ -26,6 +32,9 @@ WEBHOOK_KEY_MIN_LENGTH = 16
 # (`secrets.token_urlsafe(32)` gives 43) are out of reach of guessing.
 AUDIENCE_TOKEN_MIN_LENGTH = 24
 _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
+RATE_LIMIT_SCHEMES = frozenset(
+    {"memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"}
+)
 
 
 class Environment(StrEnum):
@@ -52,8 +61,14 @@ def _split_csv(value: object) -> object:
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused value is often a secret; no error message may quote it.
+    # env_ignore_empty: an empty variable is an unset one, so docker-compose.yml can pass every
+    # setting as `${NAME:-}` (only those in .env or the shell have a value).
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -81,7 +96,13 @@ class Settings(BaseSettings):
     # silently ignores an entry it cannot parse.
     forwarded_allow_ips: str = ""
 
-    mailchimp_webhook_url: str = "http://127.0.0.1:8000/api/v1/webhooks/mailchimp"
+    # Where this process listens, as `make run` passes them to uvicorn (HOST, PORT): only
+    # used to derive MAILCHIMP_WEBHOOK_URL when that is not set.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Empty: http://HOST:PORT/api/v1/webhooks/mailchimp (what a local run is reached at).
+    mailchimp_webhook_url: str = ""
     mailchimp_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     mailchimp_audience_webhook_token: SecretStr | None = None
     mailchimp_fired_at_timezone: str = "UTC"
@@ -161,6 +182,19 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _known_rate_limit_storage(cls, value: str) -> str:
+        # The storages whose client is installed: `limits`' own memory one and redis-py.
+        scheme = value.removeprefix("async+").split("://", 1)[0] if "://" in value else ""
+        if scheme not in RATE_LIMIT_SCHEMES:
+            raise ValueError(
+                "RATE_LIMIT_STORAGE_URL must be memory:// or a Redis URL "
+                "(redis://host:6379[/db], rediss://, redis+unix://, redis+sentinel://, "
+                "redis+cluster://)"
+            )
+        return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxy_addresses(cls, value: str) -> str:
@@ -199,10 +233,21 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
+    def _local_defaults(self) -> Settings:
+        """The webhook URL from HOST/PORT when unset; in development, a key when none is set."""
+        if not self.mailchimp_webhook_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.mailchimp_webhook_url = f"http://{host}:{self.port}{MANDRILL_WEBHOOK_PATH}"
+        if self.environment is Environment.DEVELOPMENT and not self.mailchimp_webhook_secret:
+            self.mailchimp_webhook_secret = [SecretStr(DEVELOPMENT_WEBHOOK_KEY)]
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Settings:
         """Production refuses placeholders; production and test refuse weak webhook keys.
 
-        Development takes anything, so a first run needs no key at all. The test suite's
+        Development takes anything, so a first run needs no key of its own (it gets the
+        development key above). The test suite's
         keys are real-looking ones, so `test` is held to the same rule as production.
         """
         if self.environment is Environment.DEVELOPMENT:
@@ -241,6 +286,10 @@ class Settings(BaseSettings):
         return tuple(key.get_secret_value().encode() for key in self.mailchimp_webhook_secret)
 
     @property
+    def uses_development_webhook_key(self) -> bool:
+        return self.webhook_keys == (DEVELOPMENT_WEBHOOK_KEY.encode(),)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -250,7 +299,12 @@ def _weak_webhook_keys(keys: list[str]) -> list[str]:
     problems = []
     for number, key in enumerate(keys, start=1):
         which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
-        if key == SETUP_CHECK_WEBHOOK_KEY:
+        if key == DEVELOPMENT_WEBHOOK_KEY:
+            problems.append(
+                f"MAILCHIMP_WEBHOOK_SECRET: {which} is Kave's public development key; set the "
+                "webhook's own key from Mailchimp"
+            )
+        elif key == SETUP_CHECK_WEBHOOK_KEY:
             problems.append(
                 f"MAILCHIMP_WEBHOOK_SECRET: {which} is {SETUP_CHECK_WEBHOOK_KEY!r}, Mandrill's "
                 "public URL-verification key, with which anyone can sign a batch; set the "

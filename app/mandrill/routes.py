@@ -14,7 +14,7 @@ from app.core.middleware import Endpoint
 from app.core.responses import WebhookAck, ack_response
 from app.deps import services
 from app.mandrill.classify import classify_batch
-from app.mandrill.form import FormParams, decode_events, parse_form
+from app.mandrill.form import EVENTS_FIELD, FormParams, decode_events, parse_form
 from app.mandrill.signature import verify_mandrill_signature
 from app.mandrill.streaming import (
     STREAM_THRESHOLD_BYTES,
@@ -72,8 +72,42 @@ async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]
     summary="Receive a signed batch of Mandrill events",
     description=(
         "Form field `mandrill_events` (a JSON array), signed with `X-Mandrill-Signature`. "
-        "Every new event is committed before the 200; repeats are counted as duplicates."
+        "Every new event is committed before the 200; repeats are counted as duplicates. "
+        "The example is Mandrill's URL check (`[]` signed with the public key "
+        "`test-webhook` over this server's MAILCHIMP_WEBHOOK_URL): Try it out sends it "
+        "and gets `accepted: 0`. `send-test FILE.eml` signs a real message."
     ),
+    # Documented only: the endpoint reads the form itself (streamed; no dependency to solve).
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "X-Mandrill-Signature",
+                "in": "header",
+                "required": True,
+                "description": "base64(HMAC-SHA1(webhook key, webhook URL + each form field's "
+                "name and value, sorted by name))",
+                "schema": {"type": "string"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": [EVENTS_FIELD],
+                        "properties": {
+                            EVENTS_FIELD: {
+                                "type": "string",
+                                "description": "A JSON array of Mandrill events",
+                                "example": "[]",
+                            }
+                        },
+                    }
+                }
+            },
+        },
+    },
 )
 async def receive_mandrill_batch(request: Request) -> Response:
     # The hottest route: no dependencies to solve and no response model to validate (each

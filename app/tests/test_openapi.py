@@ -66,4 +66,5 @@ async def test_oauth2_password_scheme_with_every_scope(client: httpx.AsyncClient
 async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/docs")
     assert response.status_code == 200
-    assert "persistAuthorization" in response.text
+    init = await client.get("/api/v1/docs/swagger-init.js")
+    assert '"persistAuthorization": true' in init.text

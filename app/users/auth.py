@@ -42,11 +42,9 @@ async def issue_token(
     settings: SettingsDep,
 ) -> TokenOut:
     throttle = TokenThrottle.of(request, username=form.username, rate=settings.token_rate_limit)
-    if throttle is not None:
-        await throttle.admit()
+    await throttle.admit()
     user = await authenticate(session, email=form.username, password=form.password)
-    if throttle is not None:
-        await throttle.record(success=user is not None)
+    await throttle.record(success=user is not None)
     if user is None:
         raise InvalidCredentials()
     # Asking for a scope the user does not hold is not an error: the answer's `scope` says

@@ -1,8 +1,7 @@
 """Rate limit of the token endpoint: per client address, per username, per (username, address).
 
-Counted on the app's slowapi limiter storage (RATE_LIMIT_STORAGE_URL) through the `limits`
-strategy slowapi wraps, in each window of TOKEN_RATE_LIMIT (every limit of it, e.g.
-`5/minute;30/hour`, applies):
+Counted on the app's rate counter (app/core/ratelimit.py, RATE_LIMIT_STORAGE_URL), in each
+window of TOKEN_RATE_LIMIT (every limit of it, e.g. `5/minute;30/hour`, applies):
 
 - **address**: every attempt from the address, whatever the username, is charged before the
   password is checked, so concurrent requests cannot overrun it (a success is not taken back:
@@ -22,13 +21,12 @@ strategy slowapi wraps, in each window of TOKEN_RATE_LIMIT (every limit of it, e
 The client address is the ASGI peer. uvicorn replaces it with X-Forwarded-For only when the
 peer is in FORWARDED_ALLOW_IPS, which Kave's launchers set to none unless configured.
 
-`limits` storage calls are synchronous (a network round trip with Redis): `admit` and
-`record` run in a worker thread, never on the event loop.
+Every count is an asyncio call on that storage (a round trip with Redis): nothing here blocks
+the event loop or takes a thread; an unreachable storage makes the attempt a 503.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -36,12 +34,10 @@ from functools import lru_cache
 
 import structlog
 from limits import RateLimitItem, parse_many
-from limits.strategies import RateLimiter
-from slowapi import Limiter
-from slowapi.util import get_remote_address
 from starlette.requests import Request
 
 from app.core.errors import RateLimited
+from app.core.ratelimit import RateCounter
 
 logger = structlog.get_logger("app.users.throttle")
 
@@ -58,28 +54,24 @@ def _limits(rate: str) -> tuple[tuple[RateLimitItem, RateLimitItem], ...]:
 
 @dataclass(frozen=True, slots=True)
 class TokenThrottle:
-    strategy: RateLimiter
+    counter: RateCounter
     rate: str
     address: str
     username: str
 
     @classmethod
-    def of(cls, request: Request, *, username: str, rate: str) -> TokenThrottle | None:
-        limiter: Limiter = request.app.state.limiter
-        if not limiter.enabled:
-            return None
+    def of(cls, request: Request, *, username: str, rate: str) -> TokenThrottle:
         return cls(
-            strategy=limiter.limiter,
+            counter=request.app.state.rate_counter,
             rate=rate,
-            address=get_remote_address(request),
+            address=_client_address(request),
             username=username.strip().lower()[:MAX_KEY_CHARS],
         )
 
-    def _seconds_to(self, item: RateLimitItem, *key: str) -> float:
-        reset_at, _ = self.strategy.get_window_stats(item, SCOPE, *key)
-        return float(reset_at) - time.time()
+    async def _seconds_to(self, item: RateLimitItem, *key: str) -> float:
+        return await self.counter.reset_at(item, SCOPE, *key) - time.time()
 
-    def _admit(self) -> None:
+    async def admit(self) -> None:
         """Charge this attempt; raise `RateLimited` when it must not be checked."""
         address = ("address", self.address)
         pair = ("pair", self.username, self.address)
@@ -87,13 +79,14 @@ class TokenThrottle:
         waits: list[float] = []
         reasons: set[str] = set()
         for item, first in _limits(self.rate):
-            if not self.strategy.hit(item, SCOPE, *address):
-                waits.append(self._seconds_to(item, *address))
+            if not await self.counter.hit(item, SCOPE, *address):
+                waits.append(await self._seconds_to(item, *address))
                 reasons.add("address")
-            is_first = self.strategy.hit(first, SCOPE, *pair)
-            if not is_first and not self.strategy.test(item, SCOPE, *username):
+            is_first = await self.counter.hit(first, SCOPE, *pair)
+            if not is_first and not await self.counter.test(item, SCOPE, *username):
                 # Free again when the guard ends or this address's window at it does.
-                waits.append(min(self._seconds_to(item, *username), self._seconds_to(first, *pair)))
+                guard_ends = await self._seconds_to(item, *username)
+                waits.append(min(guard_ends, await self._seconds_to(first, *pair)))
                 reasons.add("username")
         if waits:
             retry_after = max(1, *(math.ceil(wait) for wait in waits))
@@ -106,17 +99,16 @@ class TokenThrottle:
                 headers={"Retry-After": str(retry_after)},
             )
 
-    def _record(self, *, success: bool) -> None:
+    async def record(self, *, success: bool) -> None:
         for item, first in _limits(self.rate):
             if success:
                 # The address is not forgiven (a known password must not buy more guesses
                 # elsewhere); only its failures at this username are.
-                self.strategy.clear(first, SCOPE, "pair", self.username, self.address)
+                await self.counter.clear(first, SCOPE, "pair", self.username, self.address)
             else:
-                self.strategy.hit(item, SCOPE, "username", self.username)
+                await self.counter.hit(item, SCOPE, "username", self.username)
 
-    async def admit(self) -> None:
-        await asyncio.to_thread(self._admit)
 
-    async def record(self, *, success: bool) -> None:
-        await asyncio.to_thread(self._record, success=success)
+def _client_address(request: Request) -> str:
+    # The ASGI peer, which uvicorn replaces with X-Forwarded-For only from FORWARDED_ALLOW_IPS.
+    return request.client.host if request.client and request.client.host else "127.0.0.1"

@@ -124,8 +124,8 @@ def test_start_up_with_a_bad_audience_token_names_the_setting(
     assert "s3cret" not in message
 
 
-def test_the_readme_token_recipe_and_the_suites_token_are_accepted() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+def test_the_documented_token_recipe_and_the_suites_token_are_accepted() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "audience-webhooks.md").read_text()
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in readme
     assert len(secrets.token_urlsafe(32)) >= 24
     assert make_settings("sqlite+aiosqlite://", Path("unused")).mailchimp_audience_webhook_token
@@ -221,3 +221,60 @@ def test_start_up_in_production_with_the_url_check_key_names_the_setting(
     message = str(info.value)
     assert message.startswith("Kave cannot start, the configuration is invalid:")
     assert "MAILCHIMP_WEBHOOK_SECRET: the key is 'test-webhook'" in message
+
+
+def test_development_gets_a_webhook_key_and_a_url_from_host_and_port() -> None:
+    from app.core.config import DEVELOPMENT_WEBHOOK_KEY
+
+    settings = Settings(_env_file=None, port=8123)
+    assert settings.webhook_keys == (DEVELOPMENT_WEBHOOK_KEY.encode(),)
+    assert settings.uses_development_webhook_key
+    assert settings.mailchimp_webhook_url == "http://127.0.0.1:8123/api/v1/webhooks/mailchimp"
+    assert Settings(_env_file=None, host="::1").mailchimp_webhook_url.startswith(
+        "http://[::1]:8000/"
+    )
+    # Set values win.
+    own = Settings(
+        _env_file=None,
+        mailchimp_webhook_secret=REAL_KEY,
+        mailchimp_webhook_url="https://k.example/w",
+    )
+    assert own.webhook_keys == (REAL_KEY.encode(),) and not own.uses_development_webhook_key
+    assert own.mailchimp_webhook_url == "https://k.example/w"
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_the_development_key_is_never_a_key_outside_development(environment: str) -> None:
+    from app.core.config import DEVELOPMENT_WEBHOOK_KEY
+
+    with pytest.raises(ValidationError) as info:
+        Settings(
+            _env_file=None,
+            environment=environment,
+            secret_key="x" * 40,
+            mailchimp_webhook_secret=DEVELOPMENT_WEBHOOK_KEY,
+        )
+    assert "Kave's public development key" in str(info.value)
+    if environment == "production":  # and an empty key is still refused, not replaced
+        with pytest.raises(ValidationError, match="MAILCHIMP_WEBHOOK_SECRET must hold"):
+            Settings(_env_file=None, environment=environment, secret_key="x" * 40)
+
+
+@pytest.mark.parametrize("url", ["memory://", "redis://127.0.0.1:6379", "rediss://r:6380/2"])
+def test_rate_limit_storages_with_a_client_are_accepted(url: str) -> None:
+    assert Settings(_env_file=None, rate_limit_storage_url=url).rate_limit_storage_url == url
+
+
+@pytest.mark.parametrize("url", ["memcached://m:11211", "redis", "localhost:6379", ""])
+def test_other_rate_limit_storages_are_refused_with_what_works(url: str) -> None:
+    with pytest.raises(ValidationError, match="must be memory:// or a Redis URL"):
+        Settings(_env_file=None, rate_limit_storage_url=url)
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose.yml passes every setting, empty when neither .env nor the shell sets it.
+    for name in ("LOG_LEVEL", "PORT", "RATE_LIMIT_STORAGE_URL", "LOG_FORMAT", "S3_REGION"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)
+    assert settings.log_level == "INFO" and settings.port == 8000
+    assert settings.rate_limit_storage_url == "memory://" and settings.log_format is None
