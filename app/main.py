@@ -28,6 +28,10 @@ from app.core.ratelimit import build_limiter
 from app.db.session import build_engine, build_ingest_engine, build_session_factory
 from app.deliveries.routes import router as deliveries_router
 from app.deps import Services
+from app.destinations.dispatcher import NotificationDispatcher
+from app.destinations.routes import router as destinations_router
+from app.emails.feed_routes import router as feed_router
+from app.emails.links import router as links_router
 from app.emails.routes import router as emails_router
 from app.events.routes import router as events_router
 from app.mailchimp.routes import router as mailchimp_router
@@ -40,6 +44,7 @@ from app.processing.models import EventKind
 from app.processing.tasks import Handler
 from app.processing.worker import EventWorker
 from app.storage.factory import build_blob_store
+from app.users.api_key_routes import router as api_keys_router
 from app.users.auth import router as auth_router
 from app.users.routes import router as users_router
 
@@ -60,7 +65,12 @@ API_ROUTERS = (
     audience_events_router,
     mailchimp_router,
     auth_router,
+    # Before the emails router: `/emails/feed` is not an email id.
+    feed_router,
     emails_router,
+    links_router,
+    destinations_router,
+    api_keys_router,
     events_router,
     deliveries_router,
     users_router,
@@ -95,9 +105,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             blob_store=blob_store,
             worker=worker,
         )
+        dispatcher = NotificationDispatcher(
+            settings=settings, session_factory=session_factory, blob_store=blob_store
+        )
+        app.state.dispatcher = dispatcher
         if settings.processing_enabled:
             await worker.start()
             stack.push_async_callback(worker.stop)
+            await dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
         # ~170,000 objects (FastAPI, pydantic, SQLAlchemy) live as long as the process; a full
         # collection walking them paused every request for ~70 ms, often enough to be the ack
         # path's p99. Frozen, they are left out of every collection from here on.
