@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.core.bell import Bell
 from app.db.repository import Repository
@@ -57,6 +59,17 @@ class PriorEmail:
     content_digest: str | None
 
 
+def _insert_counter(session: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    highest = select(func.coalesce(func.max(Email.feed_position), 0)).scalar_subquery()
+    return (
+        insert(FeedCounter)
+        .values(name=FEED_COUNTER, value=highest)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+
+
 class FeedRepository(Repository[Email]):
     model = Email
 
@@ -79,11 +92,12 @@ class FeedRepository(Repository[Email]):
             .returning(FeedCounter.value)
         )
         position = await self.session.scalar(stmt)
-        if position is None:  # a database created without the migration's row
-            self.session.add(FeedCounter(name=FEED_COUNTER, value=1))
-            await self.session.flush()
-            return 1
-        return int(position)
+        if position is None:
+            # The row is gone (a table emptied by hand): put it back at the feed's end, racing
+            # other writers harmlessly, then take the position as usual.
+            await self.session.execute(_insert_counter(self.session))
+            position = await self.session.scalar(stmt)
+        return int(position or 0)
 
     async def after(self, position: int, *, limit: int) -> Sequence[Email]:
         stmt = (
