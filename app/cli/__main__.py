@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from app.cli import events, users
+from app.cli.api_keys import api_keys_app
 from app.cli.audience import audience_app
+from app.cli.destinations import destinations_app
 
 cli = typer.Typer(
     no_args_is_help=True,
@@ -21,6 +23,8 @@ cli.command("replay")(events.replay)
 
 # Command groups, one `add_typer` line each:
 cli.add_typer(audience_app, name="audience-webhook")
+cli.add_typer(destinations_app, name="destinations")
+cli.add_typer(api_keys_app, name="api-keys")
 
 
 if __name__ == "__main__":
