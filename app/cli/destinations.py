@@ -18,7 +18,9 @@ from app.destinations import service
 from app.destinations.repository import DestinationRepository
 from app.destinations.schemas import DestinationCreate
 
-destinations_app = typer.Typer(help="Destinations that processed mail is sent to.", no_args_is_help=True)
+destinations_app = typer.Typer(
+    help="Destinations that processed mail is sent to.", no_args_is_help=True
+)
 
 
 @destinations_app.command("add")
@@ -60,13 +62,18 @@ def list_destinations() -> None:
 
 
 @destinations_app.command("test")
-def test(destination_id: Annotated[uuid.UUID, typer.Argument(help="The destination's id.")]) -> None:
+def test(
+    destination_id: Annotated[uuid.UUID, typer.Argument(help="The destination's id.")],
+) -> None:
     """Send a signed `ping` now and print what the destination answered."""
 
     async def work(session: AsyncSession, settings: Settings) -> None:
         attempt = await service.send_test(session, settings, destination_id)
         status = attempt.status_code if attempt.status_code is not None else "-"
-        typer.echo(f"HTTP {status} in {attempt.latency_ms} ms" + (f": {attempt.error}" if attempt.error else ""))
+        typer.echo(
+            f"HTTP {status} in {attempt.latency_ms} ms"
+            + (f": {attempt.error}" if attempt.error else "")
+        )
         if attempt.error:
             raise typer.Exit(1)
 

@@ -26,12 +26,12 @@ class Bell:
         for listener in list(self._listeners):
             listener.set()
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait for the next ring, at most `timeout` seconds; True if it rang."""
+    async def wait(self, seconds: float) -> bool:
+        """Wait for the next ring, at most `seconds`; True if it rang."""
         listener = self.subscribe()
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listener.wait(), timeout)
+                await asyncio.wait_for(listener.wait(), seconds)
             return listener.is_set()
         finally:
             self.unsubscribe(listener)

@@ -152,7 +152,9 @@ class Settings(BaseSettings):
     @classmethod
     def _base_url(cls, value: str) -> str:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-            raise ValueError("PUBLIC_BASE_URL must be an http(s) URL such as https://kave.example.com")
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an http(s) URL such as https://kave.example.com"
+            )
         return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")

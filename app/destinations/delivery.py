@@ -34,7 +34,9 @@ class AttemptResult:
     response_body: str | None
 
 
-def http_session(*, timeout_seconds: float, allow_private: bool, limit: int = 100) -> aiohttp.ClientSession:
+def http_session(
+    *, timeout_seconds: float, allow_private: bool, limit: int = 100
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(allow_private=allow_private), limit=limit, limit_per_host=0
     )

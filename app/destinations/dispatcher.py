@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.db.base import utcnow
 from app.destinations import metrics
-from app.destinations.delivery import post_signed, http_session
+from app.destinations.delivery import http_session, post_signed
 from app.destinations.models import Destination
 from app.destinations.outbox import NOTIFICATIONS_DUE
 from app.destinations.repository import ClaimedNotification, NotificationRepository
@@ -55,6 +55,7 @@ class NotificationDispatcher:
         self._wake: asyncio.Event | None = None
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
+        self._gauge_labels: set[str] = set()
 
     @property
     def batch_size(self) -> int:
@@ -120,9 +121,7 @@ class NotificationDispatcher:
     async def dispatch_once(self) -> int:
         """Start a runner for each destination with due work and none running; how many."""
         async with self.session_factory() as session:
-            due = await NotificationRepository(session).due_destinations(
-                exclude=set(self._runners)
-            )
+            due = await NotificationRepository(session).due_destinations(exclude=set(self._runners))
         for destination_id in due:
             task = asyncio.create_task(self._run(destination_id), name="kave-destination")
             self._runners[destination_id] = task
@@ -207,15 +206,14 @@ class NotificationDispatcher:
         async with self.session_factory() as session:
             rows = await NotificationRepository(session).pending_by_destination()
         now = utcnow()
-        seen = set()
+        seen: set[str] = set()
         for destination_id, count, oldest in rows:
             label = str(destination_id)
             seen.add(label)
             metrics.PENDING.labels(destination=label).set(count)
             age = (now - oldest).total_seconds() if oldest is not None else 0.0
             metrics.OLDEST_PENDING_AGE.labels(destination=label).set(max(0.0, age))
-        for sample in list(metrics.PENDING.collect()[0].samples):
-            label = sample.labels["destination"]
-            if label not in seen:
-                metrics.PENDING.labels(destination=label).set(0)
-                metrics.OLDEST_PENDING_AGE.labels(destination=label).set(0)
+        for label in self._gauge_labels - seen:  # drained since the last refresh
+            metrics.PENDING.labels(destination=label).set(0)
+            metrics.OLDEST_PENDING_AGE.labels(destination=label).set(0)
+        self._gauge_labels = seen

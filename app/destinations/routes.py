@@ -13,7 +13,11 @@ from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page
 from app.deps import SessionDep, SettingsDep
 from app.destinations import service
 from app.destinations.models import NotificationStatus
-from app.destinations.repository import AttemptRepository, DestinationRepository, NotificationRepository
+from app.destinations.repository import (
+    AttemptRepository,
+    DestinationRepository,
+    NotificationRepository,
+)
 from app.destinations.schemas import (
     AttemptOut,
     DestinationCreate,
@@ -52,7 +56,12 @@ async def create_destination(
     return DestinationCreated.with_secret(destination)
 
 
-@router.get("/destinations", response_model=DestinationList, summary="List destinations")
+@router.get(
+    "/destinations",
+    response_model=DestinationList,
+    responses=error_responses(401, 403, 500),
+    summary="List destinations",
+)
 async def list_destinations(session: SessionDep) -> DestinationList:
     found = await DestinationRepository(session).list_all()
     return DestinationList(items=[DestinationOut.of(d) for d in found])
@@ -182,9 +191,7 @@ async def get_notification(notification_id: uuid.UUID, session: SessionDep) -> N
     "/notifications/{notification_id}/replay",
     response_model=NotificationOut,
     status_code=202,
-    responses=error_responses(
-        401, 403, 404, 422, 500, extra={409: "`notification_in_progress`"}
-    ),
+    responses=error_responses(401, 403, 404, 422, 500, extra={409: "`notification_in_progress`"}),
     summary="Send a delivered or failed notification again (same webhook-id)",
 )
 async def replay_notification(notification_id: uuid.UUID, session: SessionDep) -> NotificationOut:

@@ -9,7 +9,6 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.core.times import as_utc
-
 from app.destinations.models import Destination, Notification, NotificationAttempt
 from app.destinations.patterns import InvalidPattern, validate_pattern
 

@@ -22,7 +22,9 @@ from app.destinations.errors import DestinationRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Metadata services some clouds put at addresses that are not otherwise special.
-_METADATA = frozenset({ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")})
+_METADATA = frozenset(
+    {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+)
 
 
 def forbidden_address(address: IPAddress) -> bool:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.params import error_responses
 from app.core.security import Scope
@@ -28,6 +28,10 @@ FEED_POLL_SECONDS = 0.5
 
 
 class FeedPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [], "next_cursor": "WyJmZWVkIiw0Ml0"}]}
+    )
+
     items: list[EmailDetail]
     next_cursor: str = Field(
         description="Pass as `after` next time; never null (an empty page returns the same one)"

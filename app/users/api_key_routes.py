@@ -86,7 +86,12 @@ async def create_key(
     return ApiKeyCreated(**ApiKeyOut.of(row).model_dump(), key=key)
 
 
-@router.get("", response_model=ApiKeyList, summary="List API keys (without the keys)")
+@router.get(
+    "",
+    response_model=ApiKeyList,
+    responses=error_responses(401, 403, 500),
+    summary="List API keys (without the keys)",
+)
 async def list_keys(_: Admin, session: SessionDep) -> ApiKeyList:
     return ApiKeyList(items=[ApiKeyOut.of(r) for r in await ApiKeyRepository(session).list_all()])
 

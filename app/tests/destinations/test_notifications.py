@@ -236,7 +236,9 @@ async def test_ping_rotation_and_paging(
         )
         assert rest.json()["items"][0]["id"] != page.json()["items"][0]["id"]
         assert rest.json()["next_cursor"] is None
-        bad = await client.get(f"{url}/notifications", params={"status": "x"}, headers=admin_headers)
+        bad = await client.get(
+            f"{url}/notifications", params={"status": "x"}, headers=admin_headers
+        )
         assert bad.status_code == 422
 
 

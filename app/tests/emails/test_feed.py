@@ -24,7 +24,9 @@ def settings_overrides() -> dict[str, Any]:
     return dict(FAST_OUTLET)
 
 
-async def _read_all(client: httpx.AsyncClient, headers: dict[str, str], after: str | None) -> tuple[list[dict[str, Any]], str]:
+async def _read_all(
+    client: httpx.AsyncClient, headers: dict[str, str], after: str | None
+) -> tuple[list[dict[str, Any]], str]:
     items: list[dict[str, Any]] = []
     while True:
         params: dict[str, Any] = {"limit": 2}
@@ -68,11 +70,15 @@ async def test_feed_each_email_once_in_order_including_a_changed_replay(
     await eventually(processed)
     unchanged, cursor = await _read_all(client, admin_headers, cursor)
     assert unchanged == []
-    assert (await client.get(f"/api/v1/emails/{first['id']}", headers=admin_headers)).status_code == 200
+    assert (
+        await client.get(f"/api/v1/emails/{first['id']}", headers=admin_headers)
+    ).status_code == 200
 
     # As if an older parser had stored something else: the replay changes the email.
     await session.execute(
-        update(Email).where(Email.id == uuid.UUID(first["id"])).values(subject="garbled", content_digest="x")
+        update(Email)
+        .where(Email.id == uuid.UUID(first["id"]))
+        .values(subject="garbled", content_digest="x")
     )
     await session.commit()
     assert (await client.post(replay_path, headers=admin_headers)).status_code == 202
@@ -92,9 +98,7 @@ async def test_long_poll_returns_new_mail(
     start = (await client.get(FEED, headers=admin_headers)).json()
     assert start["items"] == []
     waiting = asyncio.create_task(
-        client.get(
-            FEED, params={"after": start["next_cursor"], "wait": 20}, headers=admin_headers
-        )
+        client.get(FEED, params={"after": start["next_cursor"], "wait": 20}, headers=admin_headers)
     )
     await asyncio.sleep(0)
     await send_mail(client, subject="awaited")
