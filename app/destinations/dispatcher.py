@@ -33,7 +33,8 @@ from app.storage.base import BlobStore
 
 logger = structlog.get_logger("app.destinations.dispatcher")
 
-BATCH_PER_IN_FLIGHT = 8
+BATCH_PER_IN_FLIGHT = 25
+PIPELINE_DEPTH = 2
 METRICS_REFRESH_SECONDS = 5.0
 RELEASE_TIMEOUT_SECONDS = 5.0
 
@@ -63,7 +64,7 @@ class NotificationDispatcher:
 
     @property
     def lease_seconds(self) -> float:
-        rounds = BATCH_PER_IN_FLIGHT + 1
+        rounds = BATCH_PER_IN_FLIGHT * PIPELINE_DEPTH + 1
         return self.settings.notification_timeout_seconds * rounds + 30
 
     async def start(self) -> None:
@@ -128,9 +129,17 @@ class NotificationDispatcher:
         return len(due)
 
     async def _run(self, destination_id: uuid.UUID) -> None:
-        try:
-            while not self._stopping and await self._send_batch(destination_id):
+        # Two batches at a time, sharing the destination's request limit: one is claimed,
+        # built and recorded while the other's requests are out, so the database round trips
+        # do not leave the destination idle.
+        in_flight = asyncio.Semaphore(self.settings.notification_max_in_flight)
+
+        async def drain() -> None:
+            while not self._stopping and await self._send_batch(destination_id, in_flight):
                 pass
+
+        try:
+            await asyncio.gather(*(drain() for _ in range(PIPELINE_DEPTH)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 (leases expire; the next poll tries again)
@@ -142,7 +151,7 @@ class NotificationDispatcher:
         finally:
             self._runners.pop(destination_id, None)
 
-    async def _send_batch(self, destination_id: uuid.UUID) -> bool:
+    async def _send_batch(self, destination_id: uuid.UUID, in_flight: asyncio.Semaphore) -> bool:
         """Claim, send and record one batch; True if there may be more."""
         now = utcnow()
         async with self.session_factory() as session:
@@ -161,10 +170,11 @@ class NotificationDispatcher:
             bodies = await build_bodies(session, self.settings, destination, claimed, now=now)
             # Leaving the block closes the session (its read ends); unlike a rollback, that
             # leaves `destination` readable while the batch is out.
-        sent = await self._post_all(destination, claimed, bodies)
+        sent = await self._post_all(destination, claimed, bodies, in_flight)
         async with self.session_factory() as session:
-            # Read again: an operator may have changed it while the batch was out.
-            fresh = await session.get(Destination, destination_id)
+            # Read again: an operator may have changed it while the batch was out. Locked
+            # first, as a delete locks it before its notifications: the same order, no deadlock.
+            fresh = await session.get(Destination, destination_id, with_for_update=True)
             if fresh is None:  # deleted meanwhile, its notifications with it
                 return False
             await record(session, self.settings, fresh, sent, owner=self.owner)
@@ -176,10 +186,10 @@ class NotificationDispatcher:
         destination: Destination,
         claimed: list[ClaimedNotification],
         bodies: dict[uuid.UUID, str | None],
+        limit: asyncio.Semaphore,
     ) -> list[Sent]:
         assert self._http is not None
         http = self._http
-        limit = asyncio.Semaphore(self.settings.notification_max_in_flight)
         now = utcnow()
         secrets = active_secrets(destination, now)
         allow_private = self.settings.private_networks_allowed

@@ -99,16 +99,24 @@ class NotificationRepository(Repository[Notification]):
         rows = (await self.session.execute(stmt)).all()
         return sorted((ClaimedNotification(*row) for row in rows), key=lambda c: c.attempts)
 
-    async def finish(self, notification_id: uuid.UUID, *, owner: str, **values: Any) -> bool:
-        """Apply an attempt's outcome while we still hold the lease."""
-        now = utcnow()
+    async def still_held(self, ids: Sequence[uuid.UUID], *, owner: str) -> set[uuid.UUID]:
+        """Those of `ids` whose lease `owner` still holds, locked for the transaction
+        (PostgreSQL) so no takeover can slip in before the outcome is written."""
         stmt = (
-            update(N)
-            .where(N.id == notification_id, N.status == S.SENDING, N.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
+            select(N.id)
+            .where(N.id.in_(ids), N.status == S.SENDING, N.lease_owner == owner)
+            .with_for_update()
         )
-        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        return set((await self.session.scalars(stmt)).all())
+
+    async def finish_many(self, changes: Sequence[dict[str, Any]], *, now: datetime) -> None:
+        """Outcomes by primary key (each dict has `id` and the same columns), in one go."""
+        if not changes:
+            return
+        rows = [
+            {**c, "lease_owner": None, "lease_expires_at": None, "updated_at": now} for c in changes
+        ]
+        await self.session.execute(update(N), rows)
 
     async def release_owned(self, *, owner: str) -> int:
         now = utcnow()

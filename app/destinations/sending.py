@@ -89,14 +89,21 @@ class Sent:
 
 
 def _values(settings: Settings, sent: Sent, now: datetime) -> dict[str, Any]:
+    """The notification's new state. Every outcome sets the same columns, so the batch's
+    updates go out as one executemany."""
     result = sent.result
-    common = {"last_status_code": result.status_code, "last_error": result.error}
+    values: dict[str, Any] = {
+        "last_status_code": result.status_code,
+        "last_error": result.error,
+        "delivered_at": None,
+        "next_attempt_at": now,
+    }
     if result.outcome is Outcome.DELIVERED:
-        return {**common, "status": S.DELIVERED.value, "delivered_at": now, "last_error": None}
+        return {**values, "status": S.DELIVERED.value, "delivered_at": now, "last_error": None}
     delay = retry_delay(settings, sent.claimed.attempts) if sent.retry else None
     if result.outcome in (Outcome.GONE, Outcome.ABANDONED) or delay is None:
-        return {**common, "status": S.FAILED.value}
-    return {**common, "status": S.PENDING.value, "next_attempt_at": now + timedelta(seconds=delay)}
+        return {**values, "status": S.FAILED.value}
+    return {**values, "status": S.PENDING.value, "next_attempt_at": now + timedelta(seconds=delay)}
 
 
 async def record(
@@ -110,30 +117,38 @@ async def record(
     """Attempts, outcomes and the destination's health, in the caller's transaction."""
     now = utcnow()
     label = str(destination.id)
-    notifications = NotificationRepository(session)
-    for item in sent:
-        result = item.result
-        session.add(
-            NotificationAttempt(
-                id=uuid.uuid4(),
-                notification_id=item.claimed.id,
-                destination_id=destination.id,
-                at=now - timedelta(milliseconds=result.latency_ms),
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=result.error,
-                response_body=result.response_body,
-            )
+    session.add_all(
+        NotificationAttempt(
+            id=uuid.uuid4(),
+            notification_id=item.claimed.id,
+            destination_id=destination.id,
+            at=now - timedelta(milliseconds=item.result.latency_ms),
+            status_code=item.result.status_code,
+            latency_ms=item.result.latency_ms,
+            error=item.result.error,
+            response_body=item.result.response_body,
         )
+        for item in sent
+    )
+    # Only those whose lease we still hold (locked until commit on PostgreSQL): another
+    # dispatcher took over the rest, and its outcome is the one that counts.
+    held = await NotificationRepository(session).still_held(
+        [item.claimed.id for item in sent], owner=owner
+    )
+    changes = []
+    for item in sent:
+        if item.claimed.id not in held:
+            continue
         values = _values(settings, item, now)
-        if not await notifications.finish(item.claimed.id, owner=owner, **values):
-            continue  # the lease ran out and another dispatcher took it over
-        metrics.ATTEMPTS.labels(destination=label, outcome=result.outcome.value).inc()
-        metrics.LATENCY.labels(destination=label).observe(result.latency_ms / 1000)
+        changes.append({"id": item.claimed.id, **values})
+        metrics.ATTEMPTS.labels(destination=label, outcome=item.result.outcome.value).inc()
+        metrics.LATENCY.labels(destination=label).observe(item.result.latency_ms / 1000)
         if values["status"] == S.DELIVERED.value:
             metrics.SENT.labels(destination=label).inc()
         elif values["status"] == S.FAILED.value:
             metrics.FAILED.labels(destination=label).inc()
+    # One executemany for the batch, not one statement per notification.
+    await NotificationRepository(session).finish_many(changes, now=now)
     _health(settings, destination, sent, now)
 
 
