@@ -59,8 +59,8 @@ class Receiver:
         self.changed.set()
         return web.Response(text="ok")
 
-    async def until(self, count: int, timeout: float = 300.0) -> None:
-        async with asyncio.timeout(timeout):
+    async def until(self, count: int, seconds: float = 300.0) -> None:
+        async with asyncio.timeout(seconds):
             while self.count < count:
                 self.changed.clear()
                 await self.changed.wait()
@@ -182,7 +182,7 @@ async def latency(app: Any, receiver: Receiver, url: str, *, samples: int) -> li
             answer = await client.post("/api/v1/webhooks/mailchimp", content=body, headers=headers)
             acked = time.perf_counter()
             assert answer.status_code == 200, answer.text
-            await receiver.until(before + 1, timeout=30)
+            await receiver.until(before + 1, seconds=30)
             found.append((receiver.arrivals[before] - acked) * 1000)
             await asyncio.sleep(0.05)  # low load: one at a time, with a pause
     return found
