@@ -38,14 +38,15 @@ router = APIRouter(tags=["destinations"], dependencies=[require_scopes(Scope.DES
 
 REFUSED = "`destination_refused`: not https, or resolves to a non-public address (production)"
 ONE = error_responses(401, 403, 404, 422, 500)
-WRITE = error_responses(401, 403, 404, 500, extra={422: f"Invalid body, or {REFUSED}"})
+BODY = "The body is not UTF-8 JSON"
+WRITE = error_responses(401, 403, 404, 500, extra={400: BODY, 422: f"Invalid body, or {REFUSED}"})
 
 
 @router.post(
     "/destinations",
     response_model=DestinationCreated,
     status_code=201,
-    responses=error_responses(401, 403, 500, extra={422: f"Invalid body, or {REFUSED}"}),
+    responses=error_responses(401, 403, 500, extra={400: BODY, 422: f"Invalid body, or {REFUSED}"}),
     summary="Add a destination; the answer holds its signing secret, shown this once",
 )
 async def create_destination(

@@ -58,7 +58,7 @@ def _check(secret_key: SecretStr, kind: str, target: uuid.UUID, expires: int, si
 
 
 Expires = Annotated[int, Query(ge=0, lt=2**40)]
-Signature = Annotated[str, Query(max_length=128)]
+Signature = Annotated[str, Query(pattern="^[0-9a-f]{64}$")]
 LINK_RESPONSES = {
     200: {"content": {"*/*": BINARY_CONTENT}, "description": "Bytes"},
     **error_responses(404, 422, 500, extra={403: "`link_invalid`: wrong signature or expired"}),

@@ -67,7 +67,7 @@ class ApiKeyList(BaseModel):
     "",
     response_model=ApiKeyCreated,
     status_code=201,
-    responses=error_responses(401, 403, 422, 500),
+    responses=error_responses(401, 403, 422, 500, extra={400: "The body is not UTF-8 JSON"}),
     summary="Create an API key (shown once); never more scopes than yours",
 )
 async def create_key(
