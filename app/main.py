@@ -29,6 +29,9 @@ from app.core.ratelimit import build_rate_counter
 from app.db.session import build_ingest_engine
 from app.deliveries.routes import router as deliveries_router
 from app.deps import EventHints, Services
+from app.destinations.routes import router as destinations_router
+from app.emails.feed_routes import router as feed_router
+from app.emails.links import router as links_router
 from app.emails.routes import router as emails_router
 from app.events.routes import router as events_router
 from app.mailchimp.routes import router as mailchimp_router
@@ -37,6 +40,7 @@ from app.mandrill.routes import router as mandrill_router
 from app.observability import routes as observability
 from app.processing.ingest import GroupCommitter, Intake
 from app.processing.wakeups import Notifier
+from app.users.api_key_routes import router as api_keys_router
 from app.users.auth import router as auth_router
 from app.users.routes import router as users_router
 from app.worker_children import WorkerChildren
@@ -52,7 +56,12 @@ API_ROUTERS = (
     audience_events_router,
     mailchimp_router,
     auth_router,
+    # Before the emails router: `/emails/feed` is not an email id.
+    feed_router,
     emails_router,
+    links_router,
+    destinations_router,
+    api_keys_router,
     events_router,
     deliveries_router,
     users_router,

@@ -5,15 +5,21 @@ Models live with their domain (`app/emails/models.py`, ...); nothing in the app 
 
 from app.audience.models import AudienceEvent
 from app.deliveries.models import Delivery
-from app.emails.models import Attachment, Email, Thread, ThreadKey
+from app.destinations.models import Destination, Notification, NotificationAttempt
+from app.emails.models import Attachment, Email, FeedCounter, Thread, ThreadKey
 from app.processing.models import WebhookEvent
-from app.users.models import User
+from app.users.models import ApiKey, User
 
 __all__ = [
+    "ApiKey",
     "Attachment",
     "AudienceEvent",
     "Delivery",
+    "Destination",
     "Email",
+    "FeedCounter",
+    "Notification",
+    "NotificationAttempt",
     "Thread",
     "ThreadKey",
     "User",

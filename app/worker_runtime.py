@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.audience.tasks import process_audience_event
 from app.core.config import Settings
 from app.db.session import build_engine, build_session_factory
+from app.destinations.dispatcher import NotificationDispatcher
 from app.emails.retention import purge_expired_emails
 from app.mandrill.tasks import process_delivery, process_inbound, reject_invalid
 from app.processing.models import EventKind
@@ -124,6 +125,11 @@ def build_processing_runtime(
     if standalone and is_postgres(settings.database_url):
         listener = Listener(settings.database_url, worker.wake)
         services.append(listener)
-    # Every other service that must run wherever the EventWorker runs goes here (e.g. the
-    # notification dispatcher): the lifespan and `kave worker` start and stop this list.
+    # Every other service that must run wherever the EventWorker runs goes here: the
+    # lifespan and `kave worker` start and stop this list.
+    services.append(
+        NotificationDispatcher(
+            settings=settings, session_factory=stores.session_factory, blob_store=stores.blob_store
+        )
+    )
     return ProcessingRuntime(worker, services)

@@ -6,7 +6,9 @@ import typer
 
 from app.cli import events, export, status, users, worker
 from app.cli.agent_fields import recompute_fields
+from app.cli.api_keys import api_keys_app
 from app.cli.audience import audience_app
+from app.cli.destinations import destinations_app
 from app.cli.emails import emails_app
 from app.cli.send_test import send_test
 
@@ -32,6 +34,8 @@ cli.command("send-test")(send_test)
 cli.add_typer(audience_app, name="audience-webhook")
 cli.add_typer(emails_app, name="emails")
 cli.add_typer(events.events_app, name="events")
+cli.add_typer(destinations_app, name="destinations")
+cli.add_typer(api_keys_app, name="api-keys")
 
 
 if __name__ == "__main__":

@@ -153,10 +153,47 @@ class Settings(BaseSettings):
     # every email. `kave emails purge --older-than DAYS` does the same by hand.
     email_retention_days: int = Field(default=0, ge=0)
 
+    # The outlet: notifications to destinations and the links they carry.
+    public_base_url: str = "http://127.0.0.1:8000"
+    destinations_allow_private_networks: bool | None = None
+    notification_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    notification_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    notification_max_in_flight: int = Field(default=4, ge=1, le=64)
+    notification_poll_seconds: float = Field(default=1.0, gt=0)
+    notification_html_max_bytes: int = Field(default=256 * 1024, ge=0)
+    notification_link_ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+    notification_failing_threshold: int = Field(default=5, ge=1)
+    destination_secret_overlap_seconds: int = Field(default=86400, ge=0)
+
     @field_validator("mailchimp_webhook_secret", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("notification_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [_duration_seconds(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("notification_retry_schedule")
+    @classmethod
+    def _non_negative_schedule(cls, value: list[float]) -> list[float]:
+        if any(step < 0 for step in value):
+            raise ValueError("NOTIFICATION_RETRY_SCHEDULE delays must not be negative")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an http(s) URL such as https://kave.example.com"
+            )
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -290,8 +327,28 @@ class Settings(BaseSettings):
         return self.webhook_keys == (DEVELOPMENT_WEBHOOK_KEY.encode(),)
 
     @property
+    def private_networks_allowed(self) -> bool:
+        """Destinations may point at loopback/private addresses (and plain http): by default
+        everywhere but production."""
+        if self.destinations_allow_private_networks is not None:
+            return self.destinations_allow_private_networks
+        return self.environment is not Environment.PRODUCTION
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration_seconds(text: str) -> float:
+    """`5s`, `30m`, `2h`, `0.05` (seconds when no unit) -> seconds."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text.strip()!r} is not a duration (write e.g. 5s, 5m, 2h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
 
 
 def _weak_webhook_keys(keys: list[str]) -> list[str]:

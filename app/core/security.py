@@ -27,6 +27,7 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     EVENTS_REPLAY = "events:replay"
     USERS_ADMIN = "users:admin"
+    DESTINATIONS_ADMIN = "destinations:admin"
 
 
 SCOPES: dict[str, str] = {
@@ -34,7 +35,8 @@ SCOPES: dict[str, str] = {
     Scope.EMAILS_DELETE.value: "Delete emails and their stored blobs",
     Scope.EVENTS_READ.value: "List webhook events, deliveries and statistics",
     Scope.EVENTS_REPLAY.value: "Put failed or processed webhook events back in the queue",
-    Scope.USERS_ADMIN.value: "Manage the users of the management API",
+    Scope.USERS_ADMIN.value: "Manage the users of the management API and their API keys",
+    Scope.DESTINATIONS_ADMIN.value: "Manage destinations, their notifications and secrets",
 }
 ALL_SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)
 

@@ -72,6 +72,10 @@ class Email(Base):
     authentication_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Position on the feed, from `FeedCounter` in the processing transaction: strictly
+    # increasing in commit order. A replay that changes the email gives it a new one.
+    feed_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    content_digest: Mapped[str | None] = mapped_column(String(64))
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="email",
@@ -126,3 +130,14 @@ class ThreadKey(Base):
 
     key: Mapped[str] = mapped_column(String(600), primary_key=True)
     thread_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+
+
+class FeedCounter(Base):
+    """The feed's last position. Incremented in the transaction that stores emails: the row
+    lock is held until commit, so positions are handed out in commit order and a consumer
+    that has seen position N can never later find a smaller one appear."""
+
+    __tablename__ = "feed_counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

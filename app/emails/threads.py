@@ -114,3 +114,13 @@ class ThreadRepository:
             select(ThreadKey.thread_id).where(ThreadKey.key == key)
         )
         return found
+
+    async def threads_of(self, keys: Iterable[str | None]) -> dict[str, uuid.UUID]:
+        """`thread_of` for several emails at once: key -> thread id (keys without one left out)."""
+        wanted = {key for key in keys if key is not None}
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            select(ThreadKey.key, ThreadKey.thread_id).where(ThreadKey.key.in_(wanted))
+        )
+        return {str(key): thread for key, thread in rows.all()}

@@ -19,6 +19,7 @@ from app.mail.parsed import ParsedEmail
 from app.mail.parser import parse_inbound
 from app.mail.text import clean_json, clean_text
 from app.mandrill.classify import MESSAGE_EVENTS, mandrill_message_id
+from app.mandrill.publish import prior_email, published
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent
 from app.processing.ingest import offload_if_large
@@ -94,6 +95,7 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
         raise PermanentFailure(str(exc)) from exc
     del data
     raw_key, attachment_keys = await _store_blobs(ctx, parsed, size)
+    prior = await prior_email(ctx, event.id)
 
     email = Email(
         event_id=event.id,
@@ -135,7 +137,7 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
         )
         await session.commit()
     apply_agent_fields(email, fields, thread_key=key)
-    return Records(Email, [email])
+    return published(email, prior)
 
 
 def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:

@@ -7,9 +7,11 @@ raises is treated as retryable (an outage, a bug that a fix and a replay will cu
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent, EventRepository
@@ -39,10 +41,17 @@ class LeaseLost(TaskOutcome):
 class Records:
     """What processing one event writes. `rows` replace whatever `model` (a table with an
     `event_id` column) already holds for the event: a replayed event's earlier rows go in the
-    same transaction."""
+    same transaction.
+
+    `in_transaction` runs inside the transaction that writes the rows, after them (a domain
+    adds what must commit with them: an outbox row, a feed position); `after_commit` runs
+    once that transaction has committed (a wake-up call). The engine knows neither's purpose.
+    """
 
     model: type[Any]
     rows: Sequence[Any]
+    in_transaction: Callable[[AsyncSession], Awaitable[None]] | None = None
+    after_commit: Callable[[], None] | None = None
 
 
 async def commit_processed(
@@ -61,5 +70,11 @@ async def commit_processed(
             (event.id, records.model, records.rows) for event, records in items if event.id in owned
         ]
         await events.replace_records(kept)
+        for event, records in items:
+            if event.id in owned and records.in_transaction is not None:
+                await records.in_transaction(session)
         await session.commit()
+    for event, records in items:
+        if event.id in owned and records.after_commit is not None:
+            records.after_commit()
     return owned

@@ -61,7 +61,8 @@ async def test_inbound_email_from_webhook_to_download_and_replay(
     async def rebuilt() -> bool:
         state = await _get(client, f"/events/{event['id']}", headers)
         emails = (await _get(client, "/emails", headers))["items"]
-        return state["status"] == "processed" and bool(emails) and emails[0]["id"] != item["id"]
+        # Rebuilt in place: the same id (consumers keep their references), not a new email.
+        return state["status"] == "processed" and bool(emails) and emails[0]["id"] == item["id"]
 
     await wait_until(rebuilt)
     emails = (await _get(client, "/emails", headers))["items"]

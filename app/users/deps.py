@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from app.core.errors import NotAuthenticated, PermissionDenied
 from app.core.params import API_PREFIX
 from app.core.security import SCOPES, Scope, decode_access_token
 from app.deps import SessionDep, SettingsDep
+from app.users.api_keys import looks_like_api_key, resolve_api_key
 from app.users.models import User
 from app.users.repository import UserRepository
 
@@ -30,7 +32,8 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, scopes=SCOPES, auto_err
 class Principal:
     user: User
     scopes: frozenset[str]  # what the token may do: held by both the token and the user
-    token_expires_at: datetime
+    token_expires_at: datetime | None  # None: an API key without an expiry
+    api_key_id: uuid.UUID | None = None
 
 
 async def get_principal(
@@ -41,6 +44,8 @@ async def get_principal(
 ) -> Principal:
     if not token:
         raise NotAuthenticated()
+    if looks_like_api_key(token):
+        return _with_scopes(security_scopes, await _api_key_principal(session, token))
     claims = decode_access_token(token, secret_key=settings.secret_key)
     user = await UserRepository(session).get(claims.user_id)
     if user is None or not user.is_active or user.token_version != claims.token_version:
@@ -53,6 +58,23 @@ async def get_principal(
     # A scope counts only while both the token and the user still hold it, so taking a scope
     # away from a user takes effect at once, not when their tokens expire.
     granted = claims.scopes & set(user.scopes)
+    principal = Principal(user=user, scopes=frozenset(granted), token_expires_at=claims.expires_at)
+    return _with_scopes(security_scopes, principal)
+
+
+async def _api_key_principal(session: SessionDep, token: str) -> Principal:
+    key = await resolve_api_key(session, token)
+    user = await UserRepository(session).get(key.user_id) if key is not None else None
+    if key is None or user is None or not user.is_active:
+        # Unknown, revoked, expired, or its user is gone or disabled: one answer for all.
+        raise NotAuthenticated("The API key is invalid, revoked or expired.")
+    # Like a token: a scope counts while both the key and its user hold it.
+    granted = frozenset(set(key.scopes) & set(user.scopes))
+    return Principal(user=user, scopes=granted, token_expires_at=key.expires_at, api_key_id=key.id)
+
+
+def _with_scopes(security_scopes: SecurityScopes, principal: Principal) -> Principal:
+    user, granted = principal.user, principal.scopes
     missing = [scope for scope in security_scopes.scopes if scope not in granted]
     if missing:
         logger.info("auth.scope_denied", user_id=str(user.id), missing=missing)
@@ -62,7 +84,7 @@ async def get_principal(
             details=[{"missing_scopes": missing}],
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
         )
-    return Principal(user=user, scopes=frozenset(granted), token_expires_at=claims.expires_at)
+    return principal
 
 
 async def get_current_user(principal: Annotated[Principal, Security(get_principal)]) -> User:
@@ -75,6 +97,11 @@ def require_scopes(*scopes: Scope) -> Any:
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
     return Security(get_current_user, scopes=list(scopes))
+
+
+def require_principal(*scopes: Scope) -> Any:
+    """Like `require_scopes`, for a route that needs the principal (what its token may do)."""
+    return Security(get_principal, scopes=list(scopes))
 
 
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]

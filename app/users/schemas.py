@@ -81,7 +81,7 @@ class CurrentUserOut(UserOut):
     token_scopes: list[Scope] = Field(
         description="What this token may do: the scopes both the token and the user still hold"
     )
-    token_expires_at: datetime
+    token_expires_at: datetime | None = Field(description="Null for an API key without expiry")
 
 
 class UserList(BaseModel):

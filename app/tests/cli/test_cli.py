@@ -87,6 +87,7 @@ async def test_create_user_from_stdin_with_all_scopes(
         "events:read",
         "events:replay",
         "users:admin",
+        "destinations:admin",
     ]
     assert user.hashed_password.startswith("$argon2id$")
     token = await client.post(

@@ -88,7 +88,7 @@ CONFIG = schemathesis.Config.from_dict(
             # A cursor is opaque: any string fits the schema, and one Kave did not issue is
             # its documented 400 `invalid_cursor`.
             {
-                "include-path-regex": "^/api/v1/(emails|events|audience-events)$",
+                "include-path-regex": "^/api/v1/(emails|emails/feed|events|audience-events)$",
                 "checks": {
                     "positive_data_acceptance": {"expected-statuses": [*POSITIVE_ALSO, "400"]}
                 },
@@ -99,6 +99,17 @@ CONFIG = schemathesis.Config.from_dict(
                 "include-name": "POST /api/v1/users",
                 "checks": {
                     "positive_data_acceptance": {"expected-statuses": [*POSITIVE_ALSO, "422"]}
+                },
+            },
+            # A destination's URL must also resolve to a public address, its recipients be an
+            # address pattern, and a destination's notifications page takes a cursor too:
+            # what the schema (`string`) cannot say is a documented 422 or 400.
+            {
+                "include-path-regex": "^/api/v1/(destinations|notifications)",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": [*POSITIVE_ALSO, "400", "422"]
+                    }
                 },
             },
             # Mailchimp's own refusals (unknown list or webhook, a URL it will not call) are

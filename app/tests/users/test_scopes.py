@@ -31,6 +31,26 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/api/v1/users", "users:admin", None),
     ("POST", "/api/v1/users", "users:admin", USER_BODY),
     ("PATCH", f"/api/v1/users/{ID}", "users:admin", {"is_active": True}),
+    ("GET", "/api/v1/emails/feed", "emails:read", None),
+    ("GET", "/api/v1/api-keys", "users:admin", None),
+    ("POST", "/api/v1/api-keys", "users:admin", {"name": "k", "scopes": ["users:admin"]}),
+    ("DELETE", f"/api/v1/api-keys/{ID}", "users:admin", None),
+    ("GET", "/api/v1/destinations", "destinations:admin", None),
+    ("POST", "/api/v1/destinations", "destinations:admin", {"url": "https://93.184.215.14/h"}),
+    ("GET", f"/api/v1/destinations/{ID}", "destinations:admin", None),
+    ("PATCH", f"/api/v1/destinations/{ID}", "destinations:admin", {"description": "x"}),
+    ("DELETE", f"/api/v1/destinations/{ID}", "destinations:admin", None),
+    ("POST", f"/api/v1/destinations/{ID}/rotate-secret", "destinations:admin", None),
+    ("POST", f"/api/v1/destinations/{ID}/test", "destinations:admin", None),
+    ("GET", f"/api/v1/destinations/{ID}/notifications", "destinations:admin", None),
+    (
+        "POST",
+        f"/api/v1/destinations/{ID}/recover",
+        "destinations:admin",
+        {"since": "2026-01-01T00:00:00Z"},
+    ),
+    ("GET", f"/api/v1/notifications/{ID}", "destinations:admin", None),
+    ("POST", f"/api/v1/notifications/{ID}/replay", "destinations:admin", None),
 ]
 
 
@@ -88,7 +108,10 @@ async def test_every_management_route_is_in_the_table(client: httpx.AsyncClient)
             .replace("{attachment_id}", "{x}")
             .replace("{event_id}", "{x}")
             .replace("{thread_id}", "{x}")
-            .replace("{user_id}", "{x}"),
+            .replace("{user_id}", "{x}")
+            .replace("{destination_id}", "{x}")
+            .replace("{notification_id}", "{x}")
+            .replace("{key_id}", "{x}"),
         )
         for m, p in secured
     }

@@ -1,0 +1,48 @@
+"""The outbox: notifications written in the transaction that stores the email.
+
+A crash before that commit loses the email and its notifications together (the event is
+processed again); after it, both exist and the dispatcher sends what is pending. Nothing is
+ever sent for an email that was not committed, nor lost for one that was.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.bell import Bell
+from app.db.base import utcnow
+from app.destinations.models import Notification, NotificationType
+from app.destinations.patterns import match_recipient
+from app.destinations.repository import DestinationRepository
+
+# Rung in-process when notifications became due (a commit, a replay): the dispatcher wakes.
+NOTIFICATIONS_DUE = Bell()
+
+
+async def enqueue_email_notifications(
+    session: AsyncSession, *, email_id: uuid.UUID, recipient: str | None
+) -> int:
+    """Add one pending notification per enabled destination whose pattern matches; the
+    caller's transaction commits them with the email. Returns how many."""
+    now = utcnow()
+    added = 0
+    for destination in await DestinationRepository(session).list_enabled():
+        match = match_recipient(destination.recipients, recipient)
+        if match is None:
+            continue
+        session.add(
+            Notification(
+                id=uuid.uuid4(),
+                destination_id=destination.id,
+                email_id=email_id,
+                type=NotificationType.EMAIL_RECEIVED.value,
+                tag=match.tag,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        added += 1
+    return added
