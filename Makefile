@@ -28,7 +28,7 @@ help:
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make migrate  apply database migrations (DATABASE_URL)"
 	@echo "make lock     recompile requirements/*.txt from requirements/*.in"
-	@echo "make bench    run the benchmark (BENCH_DATABASE_URL selects PostgreSQL)"
+	@echo "make bench    run the benchmark, notifications included (BENCH_DATABASE_URL selects PostgreSQL)"
 	@echo "make bench-unsigned  memory and /health/live while unsigned large bodies come in"
 
 # The venv counts as made only while its pip runs: `python3 -m venv` without Debian's
@@ -80,7 +80,8 @@ lock: $(VENV)/.dev
 	$(LOCK) -o requirements/dev.txt requirements/dev.in
 
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.notifications
 
 bench-unsigned: $(VENV)/.dev
 	$(BIN)/python -m bench.unsigned

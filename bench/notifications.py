@@ -204,6 +204,9 @@ async def main(args: argparse.Namespace) -> None:
         log_level="WARNING",
         log_format="console",
         notification_max_in_flight=args.in_flight,
+        # The dispatcher in this process, beside the receiver: worker children would read
+        # their settings from the environment, not from this object.
+        worker_processes=0,
     )
     receiver = Receiver()
     server = web.Application()

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
     email_retention_days: int = Field(default=0, ge=0)
 
     # The outlet: notifications to destinations and the links they carry.
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Unset: http://HOST:PORT, like the webhook URL (right for `make run`, wrong behind a proxy).
+    public_base_url: str = ""
     destinations_allow_private_networks: bool | None = None
     notification_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
@@ -189,6 +190,8 @@ class Settings(BaseSettings):
     @field_validator("public_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
+        if not value:
+            return value
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError(
                 "PUBLIC_BASE_URL must be an http(s) URL such as https://kave.example.com"
@@ -271,10 +274,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _local_defaults(self) -> Settings:
-        """The webhook URL from HOST/PORT when unset; in development, a key when none is set."""
+        """The webhook and public URLs from HOST/PORT when unset; in development, a key when none is set."""
         if not self.mailchimp_webhook_url:
             host = f"[{self.host}]" if ":" in self.host else self.host
             self.mailchimp_webhook_url = f"http://{host}:{self.port}{MANDRILL_WEBHOOK_PATH}"
+        if not self.public_base_url:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.public_base_url = f"http://{host}:{self.port}"
         if self.environment is Environment.DEVELOPMENT and not self.mailchimp_webhook_secret:
             self.mailchimp_webhook_secret = [SecretStr(DEVELOPMENT_WEBHOOK_KEY)]
         return self
