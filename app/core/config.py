@@ -274,7 +274,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _local_defaults(self) -> Settings:
-        """The webhook and public URLs from HOST/PORT when unset; in development, a key when none is set."""
+        """The webhook and public URLs from HOST/PORT when unset; in development, a key when
+        none is set."""
         if not self.mailchimp_webhook_url:
             host = f"[{self.host}]" if ":" in self.host else self.host
             self.mailchimp_webhook_url = f"http://{host}:{self.port}{MANDRILL_WEBHOOK_PATH}"
