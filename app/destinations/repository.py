@@ -223,4 +223,4 @@ class AttemptRepository(Repository[NotificationAttempt]):
         """When each destination was last tried (served by the destination_id index)."""
         A = NotificationAttempt
         stmt = select(A.destination_id, func.max(A.at)).group_by(A.destination_id)
-        return {d: at for d, at in (await self.session.execute(stmt)).all()}
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
