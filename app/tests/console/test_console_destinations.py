@@ -95,7 +95,7 @@ async def test_list_and_detail_show_status_notifications_and_attempts(
     assert destination["url"] in listed.text
     assert f'href="/console/destinations/{destination["id"]}"' in listed.text
     assert "inbox@*" in listed.text
-    assert "failing since" in listed.text
+    assert "status-failing" in listed.text
 
     detail = await operator.get(f"/console/destinations/{destination['id']}")
     assert detail.status_code == 200

@@ -101,4 +101,9 @@ def test_see_a_destination_its_failed_notification_and_replay_it(
         return True if await attempts(services) > before else None
 
     console_server.wait_for(tried_again)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/console/destinations", f"/console/destinations/{destination.id}"):
+        page.goto(path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide at 390 px"
     only_kave(tab)
