@@ -4,6 +4,7 @@ as the API (`app/destinations/routes.py`); this module runs no SQL of its own.""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated
 
@@ -58,7 +59,7 @@ async def destination_page(
     # A plain string: the filter form sends "" for "any".
     status: Annotated[str, Query(max_length=16)] = "",
     cursor: Annotated[str, Query(max_length=256)] = "",
-    pinged: str = "",
+    pinged: Annotated[str, Query(max_length=8)] = "",
     replayed: bool = False,
 ) -> Response:
     destination = await service.get_destination(session, destination_id)
@@ -97,7 +98,8 @@ async def destination_page(
             "next_query": query | {"cursor": page.next_cursor} if page.next_cursor else None,
             "paged": bool(cursor),
             "problems": problems,
-            "pinged": pinged,
+            # Only what the ping route puts there: a link cannot make the page say anything else.
+            "pinged": pinged if re.fullmatch(r"[1-5]\d\d|failed", pinged) else "",
             "replayed": replayed,
         },
     )

@@ -198,6 +198,9 @@ async def test_send_a_test_ping_from_the_page(
     )
     assert failed.headers["location"].endswith("?pinged=failed")
     assert "The test ping failed" in (await operator.get(failed.headers["location"])).text
+    spoofed = await operator.get(f"/console/destinations/{closed['id']}?pinged=2%20ok")
+    assert spoofed.status_code == 200
+    assert "The test ping" not in spoofed.text  # only what the ping route itself puts there
 
 
 async def test_without_the_scope_pages_and_actions_are_refused(
