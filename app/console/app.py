@@ -13,7 +13,7 @@ from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import Scope
 
-from app.console import dashboard, events, inbox, message, send_mail, signin
+from app.console import dashboard, destinations, events, inbox, message, send_mail, signin
 from app.console.errors import register_console_error_handlers
 from app.console.pages import HERE
 
@@ -32,7 +32,7 @@ def build_console(state: State) -> FastAPI:
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     console.state = state
     register_console_error_handlers(console)
-    for module in (signin, dashboard, inbox, message, events, send_mail):
+    for module in (signin, dashboard, inbox, message, events, send_mail, destinations):
         console.include_router(module.router)
     console.mount("/static", StaticAssets(directory=HERE / "static"), name="static")
     return console

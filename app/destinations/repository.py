@@ -193,3 +193,34 @@ class AttemptRepository(Repository[NotificationAttempt]):
             NotificationAttempt.notification_id == notification_id
         )
         return await self.list(stmt.order_by(NotificationAttempt.at, NotificationAttempt.id))
+
+    async def recent_for_notifications(
+        self, notification_ids: Sequence[uuid.UUID], *, per_notification: int
+    ) -> dict[uuid.UUID, list[NotificationAttempt]]:
+        """The last `per_notification` attempts of each notification, newest first (one query
+        for a page of notifications; the console shows them beside each row)."""
+        if not notification_ids:
+            return {}
+        A = NotificationAttempt
+        rank = (
+            func.row_number()
+            .over(partition_by=A.notification_id, order_by=(A.at.desc(), A.id.desc()))
+            .label("rank")
+        )
+        ranked = select(A.id, rank).where(A.notification_id.in_(notification_ids)).subquery()
+        stmt = (
+            select(A)
+            .join(ranked, ranked.c.id == A.id)
+            .where(ranked.c.rank <= per_notification)
+            .order_by(A.at.desc(), A.id.desc())
+        )
+        found: dict[uuid.UUID, list[NotificationAttempt]] = {}
+        for attempt in await self.list(stmt):
+            found.setdefault(attempt.notification_id, []).append(attempt)
+        return found
+
+    async def last_by_destination(self) -> dict[uuid.UUID, datetime]:
+        """When each destination was last tried (served by the destination_id index)."""
+        A = NotificationAttempt
+        stmt = select(A.destination_id, func.max(A.at)).group_by(A.destination_id)
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
