@@ -29,6 +29,12 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "auth", "description": "OAuth2 password flow: a bearer token with scopes."},
     {"name": "emails", "description": "Received emails, their raw message and attachments."},
     {"name": "events", "description": "Webhook events as stored, their state, and replay."},
+    {
+        "name": "destinations",
+        "description": "Where processed mail goes: signed notifications, attempts, replay, "
+        "recover (destinations:admin).",
+    },
+    {"name": "api-keys", "description": "Keys for machines: `Authorization: Bearer kave_...`."},
     {"name": "audience events", "description": "Mailchimp Marketing audience events."},
     {"name": "users", "description": "Management users and their scopes (users:admin)."},
     {
@@ -36,6 +42,10 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "description": "What Mailchimp posts: Mandrill inbound batches and audience events.",
     },
     {"name": "mailchimp", "description": "Registering audience webhooks at Mailchimp."},
+    {
+        "name": "links",
+        "description": "Signed, expiring download links from notifications (no token needed).",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
