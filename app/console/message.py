@@ -12,12 +12,11 @@ from app.console.pages import PREFIX, render
 from app.console.routing import console_router
 from app.core.security import Scope
 from app.deps import SessionDep, StorageDep
-from app.emails.downloads import stream_blob
-from app.emails.errors import AttachmentNotFound, EmailNotFound, RawMessageNotAvailable
+from app.emails.downloads import find_attachment, stream_attachment, stream_raw_message
+from app.emails.errors import EmailNotFound, RawMessageNotAvailable
 from app.emails.models import Email
 from app.emails.repository import AttachmentRepository, EmailRepository
 from app.emails.service import delete_email
-from app.storage.base import attachment_content_disposition
 
 router = console_router()
 
@@ -120,32 +119,14 @@ async def message_source(
 async def message_raw(
     email_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, store: StorageDep
 ) -> Response:
-    email = await _email(session, email_id)
-    if email.raw_blob_key is None:
-        raise RawMessageNotAvailable()
-    return await stream_blob(
-        store,
-        email.raw_blob_key,
-        content_type="message/rfc822",
-        disposition=attachment_content_disposition(f"{email.id}.eml"),
-        size=email.raw_size,
-    )
+    return await stream_raw_message(session, store, email_id)
 
 
 @router.get("/attachments/{attachment_id}")
 async def attachment_download(
     attachment_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, store: StorageDep
 ) -> Response:
-    attachment = await AttachmentRepository(session).get(attachment_id)
-    if attachment is None:
-        raise AttachmentNotFound()
-    return await stream_blob(
-        store,
-        attachment.blob_key,
-        content_type=attachment.content_type,
-        disposition=attachment_content_disposition(attachment.filename),
-        size=attachment.size,
-    )
+    return await stream_attachment(store, await find_attachment(session, attachment_id))
 
 
 @router.get("/emails/{email_id}/delete")

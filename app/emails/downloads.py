@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.responses import RedirectResponse, StreamingResponse
 
-from app.storage.base import BlobNotFound, BlobStore
+from app.emails.errors import AttachmentNotFound, EmailNotFound, RawMessageNotAvailable
+from app.emails.models import Attachment, Email
+from app.emails.repository import AttachmentRepository, EmailRepository
+from app.storage.base import BlobNotFound, BlobStore, attachment_content_disposition
 
 # OpenAPI for routes that answer with bytes rather than JSON.
 BINARY_CONTENT: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
@@ -44,3 +49,39 @@ async def presigned_redirect(
     if not await store.exists(key):
         raise BlobNotFound(key)
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
+
+
+async def find_attachment(session: AsyncSession, attachment_id: uuid.UUID) -> Attachment:
+    attachment = await AttachmentRepository(session).get(attachment_id)
+    if attachment is None:
+        raise AttachmentNotFound()
+    return attachment
+
+
+async def stream_attachment(store: BlobStore, attachment: Attachment) -> StreamingResponse:
+    """An attachment's bytes, with its stored type and name, as every download route sends it."""
+    return await stream_blob(
+        store,
+        attachment.blob_key,
+        content_type=attachment.content_type,
+        disposition=attachment_content_disposition(attachment.filename),
+        size=attachment.size,
+    )
+
+
+async def stream_raw_message(
+    session: AsyncSession, store: BlobStore, email_id: uuid.UUID
+) -> StreamingResponse:
+    """An email's raw message as `<id>.eml`; 404 for an unknown email or one kept without."""
+    email: Email | None = await EmailRepository(session).get(email_id)
+    if email is None:
+        raise EmailNotFound()
+    if email.raw_blob_key is None:
+        raise RawMessageNotAvailable()
+    return await stream_blob(
+        store,
+        email.raw_blob_key,
+        content_type="message/rfc822",
+        disposition=attachment_content_disposition(f"{email.id}.eml"),
+        size=email.raw_size,
+    )

@@ -22,10 +22,12 @@ from starlette.responses import StreamingResponse
 from app.core.errors import AppError
 from app.core.params import API_PREFIX, error_responses
 from app.deps import SessionDep, SettingsDep, StorageDep
-from app.emails.downloads import BINARY_CONTENT, stream_blob
-from app.emails.errors import AttachmentNotFound, EmailNotFound, RawMessageNotAvailable
-from app.emails.repository import AttachmentRepository, EmailRepository
-from app.storage.base import attachment_content_disposition
+from app.emails.downloads import (
+    BINARY_CONTENT,
+    find_attachment,
+    stream_attachment,
+    stream_raw_message,
+)
 
 LinkKind = Literal["attachments", "raw"]
 router = APIRouter(prefix="/links", tags=["links"])
@@ -80,16 +82,7 @@ async def linked_attachment(
     settings: SettingsDep,
 ) -> StreamingResponse:
     _check(settings.secret_key, "attachments", attachment_id, expires, signature)
-    attachment = await AttachmentRepository(session).get(attachment_id)
-    if attachment is None:
-        raise AttachmentNotFound()
-    return await stream_blob(
-        store,
-        attachment.blob_key,
-        content_type=attachment.content_type,
-        disposition=attachment_content_disposition(attachment.filename),
-        size=attachment.size,
-    )
+    return await stream_attachment(store, await find_attachment(session, attachment_id))
 
 
 @router.get(
@@ -107,15 +100,4 @@ async def linked_raw_message(
     settings: SettingsDep,
 ) -> StreamingResponse:
     _check(settings.secret_key, "raw", email_id, expires, signature)
-    email = await EmailRepository(session).get(email_id)
-    if email is None:
-        raise EmailNotFound()
-    if email.raw_blob_key is None:
-        raise RawMessageNotAvailable()
-    return await stream_blob(
-        store,
-        email.raw_blob_key,
-        content_type="message/rfc822",
-        disposition=attachment_content_disposition(f"{email.id}.eml"),
-        size=email.raw_size,
-    )
+    return await stream_raw_message(session, store, email_id)

@@ -13,11 +13,16 @@ from app.core.params import QueryText, QueryTime, error_responses
 from app.core.security import Scope
 from app.db.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Position, build_page, decode_cursor
 from app.deps import SessionDep, SettingsDep, StorageDep
-from app.emails.downloads import BINARY_CONTENT, presigned_redirect, stream_blob
+from app.emails.downloads import (
+    BINARY_CONTENT,
+    find_attachment,
+    presigned_redirect,
+    stream_attachment,
+    stream_raw_message,
+)
 from app.emails.errors import (
     AttachmentNotFound,
     EmailNotFound,
-    RawMessageNotAvailable,
     ThreadNotFound,
 )
 from app.emails.repository import AttachmentRepository, EmailFilters, EmailRepository
@@ -25,7 +30,6 @@ from app.emails.schemas import AttachmentOut, EmailDetail, EmailListItem, EmailP
 from app.emails.service import delete_email
 from app.emails.threads import ThreadRepository
 from app.mail.category import Category
-from app.storage.base import attachment_content_disposition
 from app.users.deps import require_scopes
 
 router = APIRouter(tags=["emails"])
@@ -189,18 +193,7 @@ async def get_email(email_id: uuid.UUID, session: SessionDep) -> EmailDetail:
 async def get_raw_email(
     email_id: uuid.UUID, session: SessionDep, store: StorageDep
 ) -> StreamingResponse:
-    email = await EmailRepository(session).get(email_id)
-    if email is None:
-        raise EmailNotFound()
-    if email.raw_blob_key is None:
-        raise RawMessageNotAvailable()
-    return await stream_blob(
-        store,
-        email.raw_blob_key,
-        content_type="message/rfc822",
-        disposition=attachment_content_disposition(f"{email.id}.eml"),
-        size=email.raw_size,
-    )
+    return await stream_raw_message(session, store, email_id)
 
 
 @router.delete(
@@ -254,9 +247,7 @@ async def download_attachment(
     settings: SettingsDep,
     redirect: bool = False,
 ) -> Response:
-    attachment = await AttachmentRepository(session).get(attachment_id)
-    if attachment is None:
-        raise AttachmentNotFound()
+    attachment = await find_attachment(session, attachment_id)
     if redirect:
         moved: RedirectResponse | None = await presigned_redirect(
             store,
@@ -267,10 +258,4 @@ async def download_attachment(
         )
         if moved is not None:
             return moved
-    return await stream_blob(
-        store,
-        attachment.blob_key,
-        content_type=attachment.content_type,
-        disposition=attachment_content_disposition(attachment.filename),
-        size=attachment.size,
-    )
+    return await stream_attachment(store, attachment)
