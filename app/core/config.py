@@ -276,12 +276,10 @@ class Settings(BaseSettings):
     def _local_defaults(self) -> Settings:
         """The webhook and public URLs from HOST/PORT when unset; in development, a key when
         none is set."""
-        if not self.mailchimp_webhook_url:
-            host = f"[{self.host}]" if ":" in self.host else self.host
-            self.mailchimp_webhook_url = f"http://{host}:{self.port}{MANDRILL_WEBHOOK_PATH}"
-        if not self.public_base_url:
-            host = f"[{self.host}]" if ":" in self.host else self.host
-            self.public_base_url = f"http://{host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        local = f"http://{host}:{self.port}"
+        self.public_base_url = self.public_base_url or local
+        self.mailchimp_webhook_url = self.mailchimp_webhook_url or f"{local}{MANDRILL_WEBHOOK_PATH}"
         if self.environment is Environment.DEVELOPMENT and not self.mailchimp_webhook_secret:
             self.mailchimp_webhook_secret = [SecretStr(DEVELOPMENT_WEBHOOK_KEY)]
         return self
