@@ -5,10 +5,10 @@ latency at low load.
     BENCH_DATABASE_URL=postgresql+asyncpg://... .venv/bin/python -m bench.notifications
     (the PostgreSQL database's public schema is dropped and recreated)
 
-Kave runs in this process (create_app + lifespan, the real dispatcher), the receiver is an
-aiohttp server on 127.0.0.1 port 0 in this process too, so the figures include the
-receiver's own cost. Throughput: N pending notifications (real emails, written in one
-transaction) sent to one destination and to four. Latency: one signed inbound webhook at a
+Kave runs as started by default (create_app + lifespan here, the dispatcher in the worker
+child it starts); the receiver is an aiohttp server on 127.0.0.1 port 0 in this process, so the
+figures include the receiver's own cost. Throughput: N pending notifications (real emails,
+written in one transaction) sent to one destination and to four. Latency: one signed inbound webhook at a
 time; from its 200 to the receiver's request. Prints the load average beside the figures.
 """
 
@@ -193,21 +193,20 @@ async def main(args: argparse.Namespace) -> None:
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite+aiosqlite:///{workdir / 'kave.db'}"
     with ThreadPoolExecutor(1) as pool:
         pool.submit(_migrate, url).result()
-    settings = Settings(
-        _env_file=None,
-        environment="test",
-        database_url=url,
-        storage_local_path=workdir / "blobs",
-        mailchimp_webhook_url=WEBHOOK_URL,
-        mailchimp_webhook_secret=WEBHOOK_KEY,
-        secret_key="bench-secret-key-that-is-long-enough-for-hs256",
-        log_level="WARNING",
-        log_format="console",
-        notification_max_in_flight=args.in_flight,
-        # The dispatcher in this process, beside the receiver: worker children would read
-        # their settings from the environment, not from this object.
-        worker_processes=0,
+    # Through the environment, so the worker child the app starts by default (where the
+    # dispatcher runs, as under `make run`) reads the same settings as this process.
+    os.environ.update(
+        ENVIRONMENT="test",
+        DATABASE_URL=url,
+        STORAGE_LOCAL_PATH=str(workdir / "blobs"),
+        MAILCHIMP_WEBHOOK_URL=WEBHOOK_URL,
+        MAILCHIMP_WEBHOOK_SECRET=WEBHOOK_KEY,
+        SECRET_KEY="bench-secret-key-that-is-long-enough-for-hs256",
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="console",
+        NOTIFICATION_MAX_IN_FLIGHT=str(args.in_flight),
     )
+    settings = Settings(_env_file=None)
     receiver = Receiver()
     server = web.Application()
     server.router.add_post("/hook", receiver.handle)
