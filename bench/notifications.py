@@ -8,8 +8,9 @@ latency at low load.
 Kave runs as started by default (create_app + lifespan here, the dispatcher in the worker
 child it starts); the receiver is an aiohttp server on 127.0.0.1 port 0 in this process, so the
 figures include the receiver's own cost. Throughput: N pending notifications (real emails,
-written in one transaction) sent to one destination and to four. Latency: one signed inbound webhook at a
-time; from its 200 to the receiver's request. Prints the load average beside the figures.
+written in one transaction) sent to one destination and to four. Latency: one signed inbound
+webhook at a time; from its 200 to the receiver's request. Prints the load average beside the
+figures.
 """
 
 from __future__ import annotations
