@@ -65,4 +65,4 @@ async def process_audience_event(ctx: ProcessingContext, event: ClaimedEvent) ->
         campaign_id=_clip(fields.campaign_id, _CAMPAIGN_ID_CHARS),
         data=fields.data,
     )
-    return Records(AudienceEvent, [row])
+    return Records(event.id, AudienceEvent, [row])

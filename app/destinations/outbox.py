@@ -8,6 +8,7 @@ ever sent for an email that was not committed, nor lost for one that was.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,27 +23,32 @@ NOTIFICATIONS_DUE = Bell()
 
 
 async def enqueue_email_notifications(
-    session: AsyncSession, *, email_id: uuid.UUID, recipient: str | None
+    session: AsyncSession, emails: Sequence[tuple[uuid.UUID, str | None]]
 ) -> int:
-    """Add one pending notification per enabled destination whose pattern matches; the
-    caller's transaction commits them with the email. Returns how many."""
+    """Add one pending notification per email (id, envelope recipient) and enabled
+    destination whose pattern matches; the caller's transaction commits them with the
+    emails. One read of the destinations for all of them. Returns how many were added."""
+    if not emails:
+        return 0
+    destinations = await DestinationRepository(session).list_enabled()
     now = utcnow()
     added = 0
-    for destination in await DestinationRepository(session).list_enabled():
-        match = match_recipient(destination.recipients, recipient)
-        if match is None:
-            continue
-        session.add(
-            Notification(
-                id=uuid.uuid4(),
-                destination_id=destination.id,
-                email_id=email_id,
-                type=NotificationType.EMAIL_RECEIVED.value,
-                tag=match.tag,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
+    for email_id, recipient in emails:
+        for destination in destinations:
+            match = match_recipient(destination.recipients, recipient)
+            if match is None:
+                continue
+            session.add(
+                Notification(
+                    id=uuid.uuid4(),
+                    destination_id=destination.id,
+                    email_id=email_id,
+                    type=NotificationType.EMAIL_RECEIVED.value,
+                    tag=match.tag,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
-        added += 1
+            added += 1
     return added

@@ -73,31 +73,43 @@ def _insert_counter(session: Any) -> Any:
 class FeedRepository(Repository[Email]):
     model = Email
 
-    async def prior_for_event(self, event_id: uuid.UUID) -> PriorEmail | None:
-        row = (
-            await self.session.execute(
-                select(Email.id, Email.feed_position, Email.content_digest).where(
-                    Email.event_id == event_id
-                )
+    async def priors_for_events(
+        self, event_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, PriorEmail]:
+        """What each of these events' emails is now (replayed events have one), by event id."""
+        if not event_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Email.event_id, Email.id, Email.feed_position, Email.content_digest).where(
+                Email.event_id.in_(event_ids)
             )
-        ).first()
-        return PriorEmail(*row) if row is not None else None
+        )
+        return {
+            row.event_id: PriorEmail(row.id, row.feed_position, row.content_digest) for row in rows
+        }
 
     async def take_position(self) -> int:
         """The next feed position; call it last in the transaction (it locks the counter)."""
+        return (await self.take_positions(1))[0]
+
+    async def take_positions(self, count: int) -> list[int]:
+        """The next `count` feed positions, in order, with one statement (see `take_position`)."""
+        if count <= 0:
+            return []
         stmt = (
             update(FeedCounter)
             .where(FeedCounter.name == FEED_COUNTER)
-            .values(value=FeedCounter.value + 1)
+            .values(value=FeedCounter.value + count)
             .returning(FeedCounter.value)
         )
-        position = await self.session.scalar(stmt)
-        if position is None:
+        highest = await self.session.scalar(stmt)
+        if highest is None:
             # The row is gone (a table emptied by hand): put it back at the feed's end, racing
-            # other writers harmlessly, then take the position as usual.
+            # other writers harmlessly, then take the positions as usual.
             await self.session.execute(_insert_counter(self.session))
-            position = await self.session.scalar(stmt)
-        return int(position or 0)
+            highest = await self.session.scalar(stmt)
+        highest = int(highest or 0)
+        return list(range(highest - count + 1, highest + 1))
 
     async def after(self, position: int, *, limit: int) -> Sequence[Email]:
         stmt = (

@@ -8,8 +8,9 @@ oldest, the others pointing at it (`merged_into`) so an id handed out earlier st
 
 An email reads its thread through its own key (`emails.thread_key`), never through a stored
 thread id: a merge rewrites `thread_keys` only, so it cannot miss an email another worker
-commits a moment later. Assignment runs in its own short transaction; on PostgreSQL it holds
-a transaction-scoped advisory lock, so two workers never both decide "no thread yet" for two
+commits a moment later. Assignment runs in the transaction that stores the emails, for a whole
+batch at once (one read of every key the batch names); on PostgreSQL it holds a
+transaction-scoped advisory lock, so two workers never both decide "no thread yet" for two
 messages of one conversation (SQLite has a single writer, and the first statement writes).
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.base import utcnow
 from app.emails.models import Thread, ThreadKey
 
 # pg_advisory_xact_lock takes a bigint; this one is "kavethrd" in ASCII.
@@ -29,6 +31,8 @@ THREAD_LOCK_ID = 0x6B61766574687264
 # find the conversation.
 MAX_NAMED_KEYS = 50
 MAX_KEY_CHARS = 600
+# Keys read per statement (a batch of long References headers names thousands).
+KEYS_PER_READ = 1000
 
 
 def own_key(message_id: str | None, event_id: uuid.UUID) -> str:
@@ -50,7 +54,15 @@ class ThreadRepository:
 
     async def assign(self, *, key: str, named: Iterable[str]) -> uuid.UUID:
         """The thread of the message whose own key is `key`; the caller commits."""
-        keys = sorted({key, *named})
+        return (await self.assign_many([(key, named)]))[0]
+
+    async def assign_many(self, messages: Sequence[tuple[str, Iterable[str]]]) -> list[uuid.UUID]:
+        """`assign` for several messages, in order (a later one sees the threads the earlier
+        ones started or merged): one lock, one read; the new rows are written with the
+        caller's next flush or commit. A merge, which is rare, costs its own statements."""
+        wanted = [sorted({key, *named}) for key, named in messages]
+        if not wanted:
+            return []
         if self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
                 text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": THREAD_LOCK_ID}
@@ -58,27 +70,34 @@ class ThreadRepository:
         else:
             # Take SQLite's write lock before reading, so what is read stays true.
             await self.session.execute(text("UPDATE threads SET id = id WHERE 0"))
-        rows = (
-            await self.session.execute(
-                select(ThreadKey.key, ThreadKey.thread_id).where(ThreadKey.key.in_(keys))
+        every = sorted({key for keys in wanted for key in keys})
+        known: dict[str, uuid.UUID] = {}
+        for start in range(0, len(every), KEYS_PER_READ):
+            rows = await self.session.execute(
+                select(ThreadKey.key, ThreadKey.thread_id).where(
+                    ThreadKey.key.in_(every[start : start + KEYS_PER_READ])
+                )
             )
-        ).all()
-        known = {row.key: row.thread_id for row in rows}
-        thread_ids = set(known.values())
-        if not thread_ids:
-            thread = Thread(id=uuid.uuid4())
-            self.session.add(thread)
-            await self.session.flush()
-            target = thread.id
-        elif len(thread_ids) == 1:
-            target = next(iter(thread_ids))
-        else:
-            target = await self._merge(thread_ids)
-        for missing in keys:
-            if missing not in known:
-                self.session.add(ThreadKey(key=missing, thread_id=target))
-        await self.session.flush()
-        return target
+            known.update((row.key, row.thread_id) for row in rows.all())
+        targets: list[uuid.UUID] = []
+        for keys in wanted:
+            thread_ids = {known[key] for key in keys if key in known}
+            if not thread_ids:
+                thread = Thread(id=uuid.uuid4(), created_at=utcnow())
+                self.session.add(thread)
+                target = thread.id
+            elif len(thread_ids) == 1:
+                target = next(iter(thread_ids))
+            else:
+                await self.session.flush()  # what this batch added, so the merge moves it too
+                target = await self._merge(thread_ids)
+                known = {k: target if t in thread_ids else t for k, t in known.items()}
+            for missing in keys:
+                if missing not in known:
+                    self.session.add(ThreadKey(key=missing, thread_id=target))
+                    known[missing] = target
+            targets.append(target)
+        return targets
 
     async def _merge(self, thread_ids: set[uuid.UUID]) -> uuid.UUID:
         threads = (

@@ -1,49 +1,77 @@
-"""What an inbound email's commit carries besides its rows: its feed position and its
-notifications (the outbox), decided against what a replayed event's email was before."""
+"""What an inbound email's commit carries besides its rows: its thread, its feed position and
+its notifications (the outbox), decided against what a replayed event's email was before.
+
+All of it is written for a whole batch of emails in the transaction that marks their events
+processed, with a few statements per batch: the earlier emails of the events (one read), the
+threads (one lock, one read), the destinations (one read), the feed positions (one update).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.destinations.outbox import NOTIFICATIONS_DUE, enqueue_email_notifications
-from app.emails.feed import NEW_MAIL, FeedRepository, PriorEmail, email_digest
+from app.emails.feed import NEW_MAIL, FeedRepository, email_digest
 from app.emails.models import Email
-from app.processing.context import ProcessingContext
-from app.processing.outcomes import Records
+from app.emails.threads import ThreadRepository, named_keys
+from app.processing.outcomes import AfterCommit, Records
 
 
-async def prior_email(ctx: ProcessingContext, event_id: uuid.UUID) -> PriorEmail | None:
-    """The email a replayed event produced before (read outside the transaction: the event
-    is ours under its lease, so nothing else rewrites its email meanwhile)."""
-    async with ctx.session_factory() as session:
-        return await FeedRepository(session).prior_for_event(event_id)
+def published(email: Email) -> Records:
+    """The email's records, written by `write_emails` with the rest of its batch."""
+    assert email.event_id is not None
+    return Records(email.event_id, Email, [email], writer=write_emails)
 
 
-def _rang() -> None:
+def _ring_new_mail() -> None:
+    NEW_MAIL.ring()
+
+
+def _ring_both() -> None:
     NEW_MAIL.ring()
     NOTIFICATIONS_DUE.ring()
 
 
-def published(email: Email, prior: PriorEmail | None) -> Records:
-    """The email's records. It keeps a replayed event's id; it goes on the feed, and to the
-    destinations, when it is new or differs from what the event produced before."""
-    email.id = prior.id if prior is not None else uuid.uuid4()
-    email.content_digest = email_digest(email, email.attachments)
-    changed = (
-        prior is None or prior.feed_position is None or prior.content_digest != email.content_digest
+async def write_emails(session: AsyncSession, batch: Sequence[Records]) -> AfterCommit | None:
+    """Store the batch's emails. A replayed event's email keeps its id; an email goes on the
+    feed, and to the destinations, when it is new or differs from what its event produced
+    before. The caller commits."""
+    emails: list[Email] = [row for records in batch for row in records.rows]
+    event_ids = [records.event_id for records in batch]
+    feed = FeedRepository(session)
+    priors = await feed.priors_for_events(event_ids)
+    await ThreadRepository(session).assign_many(
+        [
+            (email.thread_key or "", named_keys(email.in_reply_to, email.references or []))
+            for email in emails
+        ]
     )
-
-    async def in_transaction(session: AsyncSession) -> None:
-        if not changed:
-            assert prior is not None
+    if priors:
+        await session.execute(delete(Email).where(Email.event_id.in_(list(priors))))
+    fresh: list[Email] = []
+    for email in emails:
+        prior = priors.get(email.event_id) if email.event_id is not None else None
+        email.id = prior.id if prior is not None else uuid.uuid4()
+        email.content_digest = email_digest(email, email.attachments)
+        if (
+            prior is None
+            or prior.feed_position is None
+            or prior.content_digest != email.content_digest
+        ):
+            fresh.append(email)
+        else:
             email.feed_position = prior.feed_position
-            return
-        await enqueue_email_notifications(
-            session, email_id=email.id, recipient=email.envelope_recipient
-        )
-        # Last: the counter's row lock is then held only for the commit itself.
-        email.feed_position = await FeedRepository(session).take_position()
-
-    return Records(Email, [email], in_transaction=in_transaction, after_commit=_rang)
+    notified = await enqueue_email_notifications(
+        session, [(email.id, email.envelope_recipient) for email in fresh]
+    )
+    # Last: the counter's row lock is then held only for the inserts and the commit.
+    for email, position in zip(fresh, await feed.take_positions(len(fresh)), strict=True):
+        email.feed_position = position
+    session.add_all(emails)
+    if not fresh:
+        return None
+    return _ring_both if notified else _ring_new_mail

@@ -12,14 +12,14 @@ import orjson
 from app.deliveries.models import Delivery
 from app.emails.agent_fields import apply_agent_fields, attachment_rows
 from app.emails.models import Email
-from app.emails.threads import ThreadRepository, named_keys, own_key
+from app.emails.threads import own_key
 from app.mail.agent_fields import agent_fields
 from app.mail.errors import UnparseableMessage
 from app.mail.parsed import ParsedEmail
 from app.mail.parser import parse_inbound
 from app.mail.text import clean_json, clean_text
 from app.mandrill.classify import MESSAGE_EVENTS, mandrill_message_id
-from app.mandrill.publish import prior_email, published
+from app.mandrill.publish import published
 from app.processing.context import ProcessingContext
 from app.processing.inbox import ClaimedEvent
 from app.processing.ingest import offload_if_large
@@ -95,7 +95,6 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
         raise PermanentFailure(str(exc)) from exc
     del data
     raw_key, attachment_keys = await _store_blobs(ctx, parsed, size)
-    prior = await prior_email(ctx, event.id)
 
     email = Email(
         event_id=event.id,
@@ -128,16 +127,10 @@ async def process_inbound(ctx: ProcessingContext, event: ClaimedEvent) -> Record
     )
     email.attachments = attachment_rows(parsed.attachments, attachment_keys)
     fields = await offload_if_large(size, agent_fields, parsed)
-    key = own_key(parsed.message_id, event.id)
-    # Its own short transaction (see app/emails/threads.py): the email row, committed with
-    # the event, reads its thread through `key`, so a later merge cannot miss it.
-    async with ctx.session_factory() as session:
-        await ThreadRepository(session).assign(
-            key=key, named=named_keys(parsed.in_reply_to, parsed.references)
-        )
-        await session.commit()
-    apply_agent_fields(email, fields, thread_key=key)
-    return published(email, prior)
+    # The thread itself is assigned when the batch is stored (app/mandrill/publish.py): the
+    # email reads it through its own key, so a later merge cannot miss it.
+    apply_agent_fields(email, fields, thread_key=own_key(parsed.message_id, event.id))
+    return published(email)
 
 
 def _delivery(event: ClaimedEvent, data: dict[str, Any]) -> Delivery:
@@ -174,7 +167,7 @@ async def process_delivery(ctx: ProcessingContext, event: ClaimedEvent) -> Recor
     if event.kind == EventKind.MESSAGE and event.event_type not in MESSAGE_EVENTS:
         raise EventIgnored(f"Kave does not record Mandrill '{event.event_type}' events")
     data = _load(event)
-    return Records(Delivery, [_delivery(event, data)])
+    return Records(event.id, Delivery, [_delivery(event, data)])
 
 
 async def reject_invalid(ctx: ProcessingContext, event: ClaimedEvent) -> Records:

@@ -37,21 +37,37 @@ class LeaseLost(TaskOutcome):
     """Another worker took the event over (our lease expired); our writes were rolled back."""
 
 
+# Writes the records of every event of one batch that names it, in the batch's transaction
+# (after their events were marked processed); returns what to run once that transaction has
+# committed (a wake-up call), or None.
+AfterCommit = Callable[[], None]
+Writer = Callable[[AsyncSession, Sequence["Records"]], Awaitable[AfterCommit | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Records:
-    """What processing one event writes. `rows` replace whatever `model` (a table with an
-    `event_id` column) already holds for the event: a replayed event's earlier rows go in the
-    same transaction.
+    """What processing one event writes: `rows` of `model` (a table with an `event_id`
+    column), which replace whatever that table already holds for the event (a replayed
+    event's earlier rows go in the same transaction).
 
-    `in_transaction` runs inside the transaction that writes the rows, after them (a domain
-    adds what must commit with them: an outbox row, a feed position); `after_commit` runs
-    once that transaction has committed (a wake-up call). The engine knows neither's purpose.
+    `writer`, when given, writes them instead, once for all the events of a batch that name
+    it: a domain that adds what must commit with its rows (an outbox row, a feed position,
+    a thread) does it there with a few statements per batch, not per event. The engine knows
+    no writer's purpose.
     """
 
+    event_id: uuid.UUID
     model: type[Any]
     rows: Sequence[Any]
-    in_transaction: Callable[[AsyncSession], Awaitable[None]] | None = None
-    after_commit: Callable[[], None] | None = None
+    writer: Writer | None = None
+
+
+async def replace_rows(session: AsyncSession, batch: Sequence[Records]) -> AfterCommit | None:
+    """The default writer: each event's new rows in place of its earlier ones."""
+    await EventRepository(session).replace_records(
+        [(records.event_id, records.model, records.rows) for records in batch]
+    )
+    return None
 
 
 async def commit_processed(
@@ -63,18 +79,19 @@ async def commit_processed(
     worker); returns their ids. One transaction for a batch of events costs one commit and a
     few statements instead of a handful of each per event.
     """
+    after: list[AfterCommit] = []
     async with ctx.session_factory() as session:
         events = EventRepository(session)
         owned = await events.mark_processed([event.id for event, _ in items], owner=ctx.owner)
-        kept = [
-            (event.id, records.model, records.rows) for event, records in items if event.id in owned
-        ]
-        await events.replace_records(kept)
+        by_writer: dict[Writer, list[Records]] = {}
         for event, records in items:
-            if event.id in owned and records.in_transaction is not None:
-                await records.in_transaction(session)
+            if event.id in owned:
+                by_writer.setdefault(records.writer or replace_rows, []).append(records)
+        for writer, batch in by_writer.items():
+            then = await writer(session, batch)
+            if then is not None:
+                after.append(then)
         await session.commit()
-    for event, records in items:
-        if event.id in owned and records.after_commit is not None:
-            records.after_commit()
+    for then in after:
+        then()
     return owned

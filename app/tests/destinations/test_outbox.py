@@ -14,6 +14,7 @@ from app.destinations.models import Destination, Notification
 from app.destinations.signing import new_secret
 from app.emails.models import Email
 from app.mandrill.publish import published
+from app.processing.new_events import NewEvent, insert_new_events
 
 
 def _destination() -> Destination:
@@ -31,8 +32,19 @@ def _destination() -> Destination:
     )
 
 
-def _email() -> Email:
-    email = Email(received_at=utcnow(), raw_size=0, envelope_recipient="inbox@kave.example.com")
+async def _email(app: FastAPI) -> Email:
+    """An email of a stored event (the writer reads what the event produced before)."""
+    new = NewEvent("inbound", "inbound", f"outbox-{uuid.uuid4()}", None, "{}")
+    async with app.state.services.engine.connect() as conn:
+        [event_id] = await insert_new_events(conn, [new], [uuid.uuid4()])
+        await conn.commit()
+    email = Email(
+        event_id=event_id,
+        received_at=utcnow(),
+        raw_size=0,
+        envelope_recipient="inbox@kave.example.com",
+        thread_key=f"event:{event_id}",
+    )
     email.attachments = []
     return email
 
@@ -54,10 +66,9 @@ async def test_commit_writes_both(app: FastAPI) -> None:
     async with factory() as session:
         session.add(_destination())
         await session.commit()
-        records = published(_email(), None)
-        session.add_all(records.rows)
-        assert records.in_transaction is not None
-        await records.in_transaction(session)
+        records = published(await _email(app))
+        assert records.writer is not None
+        await records.writer(session, [records])
         await session.commit()
     assert await _counts(app) == (1, 1)
 
@@ -67,10 +78,9 @@ async def test_a_rolled_back_email_leaves_no_notification(app: FastAPI) -> None:
     async with factory() as session:
         session.add(_destination())
         await session.commit()
-        records = published(_email(), None)
-        session.add_all(records.rows)
-        assert records.in_transaction is not None
-        await records.in_transaction(session)
+        records = published(await _email(app))
+        assert records.writer is not None
+        await records.writer(session, [records])
         await session.flush()
         await session.rollback()  # the crash before the commit
     assert await _counts(app) == (0, 0)
@@ -84,10 +94,9 @@ async def test_a_failed_notification_write_leaves_no_email(app: FastAPI) -> None
         await session.commit()
         attached: list[object] = []  # strong references: the identity map's are weak
         event.listen(session.sync_session, "before_attach", lambda _, obj: attached.append(obj))
-        records = published(_email(), None)
-        session.add_all(records.rows)
-        assert records.in_transaction is not None
-        await records.in_transaction(session)
+        records = published(await _email(app))
+        assert records.writer is not None
+        await records.writer(session, [records])
         # The notification now points at no destination: writing it must fail, and with it
         # the email's whole transaction.
         pending = [o for o in attached if isinstance(o, Notification)]

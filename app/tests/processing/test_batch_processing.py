@@ -62,7 +62,7 @@ async def test_an_event_whose_records_the_database_refuses_does_not_hold_back_th
     async def handler(ctx: ProcessingContext, event: ClaimedEvent) -> Records:
         if event.event_type == "click":
             # NOT NULL columns left empty: refused at commit, on SQLite and PostgreSQL alike.
-            return Records(Delivery, [Delivery(event_id=event.id)])
+            return Records(event.id, Delivery, [Delivery(event_id=event.id)])
         return await process_delivery(ctx, event)
 
     monkeypatch.setitem(app.state.services.worker.handlers, EventKind.MESSAGE, handler)
@@ -105,7 +105,12 @@ async def test_commit_writes_only_the_events_whose_lease_is_still_held(app: Fast
     assert len(claimed) == 2
 
     items = [
-        (event, Records(Delivery, [Delivery(event_id=event.id, kind="message", event_type="open")]))
+        (
+            event,
+            Records(
+                event.id, Delivery, [Delivery(event_id=event.id, kind="message", event_type="open")]
+            ),
+        )
         for event in claimed
     ]
     owned = await commit_processed(ctx, items)

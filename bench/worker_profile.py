@@ -1,0 +1,142 @@
+"""Profile the task path alone: N bench emails stored as received, then processed in this
+process by the worker's own code, timed in CPU seconds beside the stdlib parse floor.
+
+    BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/kave_bench \\
+        .venv/bin/python -m bench.worker_profile [--emails 2000] [--pyinstrument out.html]
+
+No HTTP, no other process: what is printed is the worker's CPU per email (its event loop and
+its threads) and, with --pyinstrument, where it goes. The database server's own CPU is not in
+the figure (it is in `make bench`'s drain, through the machine's cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.mandrill.classify import classify_batch
+from app.processing.new_events import insert_new_events
+from app.worker_runtime import HANDLERS, open_stores
+from bench.bodies import Template, Tokens
+from bench.db import Database
+from bench.servers import kave_env
+
+
+def _floor_ms(raw: bytes, repeat: int = 300) -> float:
+    from email import message_from_bytes, policy
+
+    def parse() -> None:
+        message = message_from_bytes(raw, policy=policy.compat32)
+        for part in message.walk():
+            if not part.is_multipart():
+                part.get_payload(decode=True)
+
+    for _ in range(20):
+        parse()
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(repeat):
+            parse()
+        best = min(best, (time.process_time() - started) / repeat)
+    return best * 1000
+
+
+async def _seed(settings: Settings, template: Template, tokens: list[str]) -> None:
+    from app.db.session import build_engine
+
+    engine = build_engine(settings)
+    try:
+        for start in range(0, len(tokens), 200):
+            events = [
+                classify_batch(orjson.loads(template.value(token)))[0]
+                for token in tokens[start : start + 200]
+            ]
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await insert_new_events(conn, events, [uuid.uuid4() for _ in events])
+    finally:
+        await engine.dispose()
+
+
+async def _process(settings: Settings) -> tuple[int, float, float]:
+    from app.processing.inbox import EventRepository
+    from app.processing.worker import EventWorker
+
+    async with open_stores(settings) as stores:
+        worker = EventWorker(
+            settings=settings,
+            session_factory=stores.session_factory,
+            blob_store=stores.blob_store,
+            handlers=HANDLERS,
+        )
+        await worker.start()
+        cpu, wall = time.process_time(), time.perf_counter()
+        worker.wake()
+        while True:
+            await asyncio.sleep(0.05)
+            async with stores.session_factory() as session:
+                left, _ = await EventRepository(session).count_unprocessed()
+            if left == 0:
+                break
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await worker.stop()
+        async with stores.session_factory() as session:
+            counts = await EventRepository(session).count_by_status_and_kind()
+    processed = sum(n for status, _, n in counts if status == "processed")
+    return processed, cpu, wall
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.worker_profile", description=__doc__)
+    p.add_argument("--emails", type=int, default=2000)
+    p.add_argument("--pyinstrument", type=Path, help="write a pyinstrument HTML profile here")
+    args = p.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="kave-wprof-"))
+    db = Database(os.environ.get("BENCH_DATABASE_URL"), workdir)
+    env = kave_env(db.url, workdir / "blobs", processing=True, log_level="WARNING")
+    os.environ.update(env)
+    settings = Settings()  # type: ignore[call-arg]
+    configure_logging(settings)
+    template = Template.inbound()
+    tokens = Tokens().take(args.emails)
+
+    async def run() -> tuple[int, float, float]:
+        await db.recreate()
+        await db.close()
+        await _seed(settings, template, tokens)
+        return await _process(settings)
+
+    profiler: Any = None
+    if args.pyinstrument:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    processed, cpu, wall = asyncio.run(run())
+    if profiler is not None:
+        profiler.stop()
+        args.pyinstrument.write_text(profiler.output_html())
+        print(profiler.output_text(unicode=False, show_all=False)[:20000])
+    raw = orjson.loads(template.value(tokens[0]))[0]["msg"]["raw_msg"].encode()
+    floor = _floor_ms(raw)
+    per = 1000 * cpu / max(processed, 1)
+    print(
+        f"{db.kind}: {processed}/{args.emails} processed in {wall:.1f} s = "
+        f"{processed / wall:.0f}/s; worker CPU {per:.2f} ms/email; stdlib parse floor "
+        f"{floor:.2f} ms; ratio {per / floor:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
