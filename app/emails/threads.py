@@ -23,6 +23,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
+from app.db.repository import insert_all
 from app.emails.models import Thread, ThreadKey
 
 # pg_advisory_xact_lock takes a bigint; this one is "kavethrd" in ASCII.
@@ -58,8 +59,8 @@ class ThreadRepository:
 
     async def assign_many(self, messages: Sequence[tuple[str, Iterable[str]]]) -> list[uuid.UUID]:
         """`assign` for several messages, in order (a later one sees the threads the earlier
-        ones started or merged): one lock, one read; the new rows are written with the
-        caller's next flush or commit. A merge, which is rare, costs its own statements."""
+        ones started or merged): one lock, one read, one insert per table. A merge, which is
+        rare, costs its own statements."""
         wanted = [sorted({key, *named}) for key, named in messages]
         if not wanted:
             return []
@@ -80,24 +81,33 @@ class ThreadRepository:
             )
             known.update((row.key, row.thread_id) for row in rows.all())
         targets: list[uuid.UUID] = []
+        threads: list[Thread] = []
+        thread_keys: list[ThreadKey] = []
         for keys in wanted:
             thread_ids = {known[key] for key in keys if key in known}
             if not thread_ids:
                 thread = Thread(id=uuid.uuid4(), created_at=utcnow())
-                self.session.add(thread)
+                threads.append(thread)
                 target = thread.id
             elif len(thread_ids) == 1:
                 target = next(iter(thread_ids))
             else:
-                await self.session.flush()  # what this batch added, so the merge moves it too
+                # What this batch added so far goes first, so the merge moves it too.
+                await self._insert(threads, thread_keys)
+                threads, thread_keys = [], []
                 target = await self._merge(thread_ids)
                 known = {k: target if t in thread_ids else t for k, t in known.items()}
             for missing in keys:
                 if missing not in known:
-                    self.session.add(ThreadKey(key=missing, thread_id=target))
+                    thread_keys.append(ThreadKey(key=missing, thread_id=target))
                     known[missing] = target
             targets.append(target)
+        await self._insert(threads, thread_keys)
         return targets
+
+    async def _insert(self, threads: Sequence[Thread], thread_keys: Sequence[ThreadKey]) -> None:
+        await insert_all(self.session, threads)
+        await insert_all(self.session, thread_keys)
 
     async def _merge(self, thread_ids: set[uuid.UUID]) -> uuid.UUID:
         threads = (

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.repository import insert_all
 from app.destinations.outbox import NOTIFICATIONS_DUE, enqueue_email_notifications
 from app.emails.feed import NEW_MAIL, FeedRepository, email_digest
 from app.emails.models import Email
@@ -56,6 +57,8 @@ async def write_emails(session: AsyncSession, batch: Sequence[Records]) -> After
     for email in emails:
         prior = priors.get(email.event_id) if email.event_id is not None else None
         email.id = prior.id if prior is not None else uuid.uuid4()
+        for attachment in email.attachments:
+            attachment.email_id = email.id
         email.content_digest = email_digest(email, email.attachments)
         if (
             prior is None
@@ -71,7 +74,8 @@ async def write_emails(session: AsyncSession, batch: Sequence[Records]) -> After
     # Last: the counter's row lock is then held only for the inserts and the commit.
     for email, position in zip(fresh, await feed.take_positions(len(fresh)), strict=True):
         email.feed_position = position
-    session.add_all(emails)
+    await insert_all(session, emails)
+    await insert_all(session, [attachment for email in emails for attachment in email.attachments])
     if not fresh:
         return None
     return _ring_both if notified else _ring_new_mail
