@@ -36,7 +36,7 @@ async def insert_all(session: AsyncSession, instances: Sequence[Base]) -> None:
     flush costs several times the CPU for the same rows. The instances stay out of the
     session (nothing reads them back through it)."""
     if instances:
-        table = instances[0].__table__
+        table: Any = instances[0].__table__  # a Table: every model here maps one
         await session.execute(table.insert(), [column_values(row) for row in instances])
 
 

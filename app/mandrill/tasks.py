@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +25,6 @@ from app.processing.ingest import offload_if_large
 from app.processing.models import EventKind
 from app.processing.outcomes import EventIgnored, PermanentFailure, Records
 from app.storage.base import content_key
-
-BLOB_UPLOAD_CONCURRENCY = 8
 
 
 def _load(event: ClaimedEvent) -> dict[str, Any]:
@@ -70,18 +67,12 @@ async def _store_blobs(
 ) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
     raw_key, attachment_keys = await offload_if_large(size, _hash_parts, parsed)
     # Keyed by content hash: the same bytes twice in one message are uploaded once.
-    uploads: dict[str, tuple[bytes, str]] = {}
+    uploads: dict[str, tuple[str, bytes, str]] = {}
     if raw_key and parsed.raw:
-        uploads[raw_key[1]] = (parsed.raw, "message/rfc822")
+        uploads[raw_key[1]] = (raw_key[1], parsed.raw, "message/rfc822")
     for (_, key), att in zip(attachment_keys, parsed.attachments, strict=True):
-        uploads.setdefault(key, (att.content, att.content_type))
-    limit = asyncio.Semaphore(BLOB_UPLOAD_CONCURRENCY)
-
-    async def upload(key: str, data: bytes, content_type: str) -> None:
-        async with limit:
-            await ctx.blob_store.put(key, data, content_type=content_type)
-
-    await asyncio.gather(*(upload(key, data, ctype) for key, (data, ctype) in uploads.items()))
+        uploads.setdefault(key, (key, att.content, att.content_type))
+    await ctx.blob_store.put_many(list(uploads.values()))
     return raw_key, attachment_keys
 
 

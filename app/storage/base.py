@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import quote
@@ -129,6 +129,11 @@ class BlobStore(Protocol):
         self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
     ) -> None:
         """Store `data` under `key`, replacing whatever is there (same key, same bytes)."""
+        ...
+
+    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+        """`put` for several `(key, data, content_type)` at once: returns when all are
+        stored; on a failure, some may be stored (the same bytes under the same key)."""
         ...
 
     async def get(self, key: str) -> bytes:

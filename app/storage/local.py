@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +39,9 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        # Directories known to exist: a write into one skips the checks (a write that finds
+        # it gone after all creates it again).
+        self._directories: set[Path] = set()
 
     def path_for(self, key: str) -> Path:
         """Map `key` to its file; raises ValueError if the key could leave `root`."""
@@ -65,7 +68,28 @@ class LocalBlobStore:
         with _disk_errors("write"):
             # One trip to a thread for the whole write: a trip per step (open, write, flush,
             # fsync, close, rename, fsync) cost more event-loop time than the write itself.
-            await asyncio.to_thread(_write_durably, path, data)
+            await asyncio.to_thread(self._write, path, data)
+
+    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+        paths = [(self.path_for(key), data) for key, data, _ in blobs]
+        with _disk_errors("write"):
+            # One trip to a thread for them all (each trip costs event-loop time and a wake-up).
+            await asyncio.to_thread(self._write_all, paths)
+
+    def _write_all(self, paths: Sequence[tuple[Path, bytes]]) -> None:
+        for path, data in paths:
+            self._write(path, data)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        if path.parent not in self._directories:
+            _ensure_directory(path.parent)
+            self._directories.add(path.parent)
+        try:
+            _write_durably(path, data)
+        except FileNotFoundError:
+            self._directories.discard(path.parent)  # removed meanwhile
+            _ensure_directory(path.parent)
+            _write_durably(path, data)
 
     async def get(self, key: str) -> bytes:
         path = self.path_for(key)
@@ -131,8 +155,7 @@ async def _read_chunks(handle: AsyncBufferedReader, chunk_size: int) -> AsyncIte
 
 def _write_durably(path: Path, data: bytes) -> None:
     """Readers see either no file or the complete one, never a partial write; once this
-    returns, the file and its directory entry survive a crash."""
-    _ensure_directory(path.parent)
+    returns, the file and its directory entry survive a crash. The directory must exist."""
     tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as handle:

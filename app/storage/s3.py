@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any, Self
 
@@ -30,6 +31,9 @@ from app.storage.base import (
     attachment_content_disposition,
 )
 from app.storage.errors import StorageUnavailable
+
+# Uploads of one `put_many` in flight at once (one message's attachments, say).
+PUT_CONCURRENCY = 8
 
 logger = structlog.get_logger("app.storage.s3")
 
@@ -180,6 +184,15 @@ class S3BlobStore:
             await self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type
             )
+
+    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+        limit = asyncio.Semaphore(PUT_CONCURRENCY)
+
+        async def put(key: str, data: bytes, content_type: str) -> None:
+            async with limit:
+                await self.put(key, data, content_type=content_type)
+
+        await asyncio.gather(*(put(*blob) for blob in blobs))
 
     async def get(self, key: str) -> bytes:
         with _s3_errors("get"):
