@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -32,6 +33,8 @@ logger = structlog.get_logger("app.processing.worker")
 
 MAX_QUEUED_HINTS = 10_000
 BACKLOG_POLL_SECONDS = 0.05
+# The least time between two claims on wake-ups (see `_recover_loop`).
+CLAIM_GATHER_SECONDS = 0.02
 PURGE_INTERVAL_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 RELEASE_TIMEOUT_SECONDS = 5.0
@@ -118,8 +121,17 @@ class EventWorker:
 
     async def _recover_loop(self) -> None:
         woken = True
+        claimed_at = -CLAIM_GATHER_SECONDS
         while not self._stopping.is_set():
+            if woken:
+                # Wake-ups in a burst (a NOTIFY per ingest commit) are gathered: each claim
+                # then takes a batch's worth, not the one or two events committed since the
+                # last. A wake-up after a quiet spell claims at once.
+                gap = claimed_at + CLAIM_GATHER_SECONDS - time.monotonic()
+                if gap > 0:
+                    await asyncio.sleep(gap)
             self._wake.clear()  # a wake-up during the claim below claims again at once
+            claimed_at = time.monotonic()
             more = False
             try:
                 more = await self.recover_once(look_first=not woken)
