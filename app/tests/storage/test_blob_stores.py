@@ -103,6 +103,15 @@ async def test_put_is_idempotent(blob_store: BlobStore) -> None:
     assert await blob_store.size(key) == len(data)
 
 
+async def test_put_many_stores_each_blob(blob_store: BlobStore) -> None:
+    blobs = [os.urandom(n) for n in (0, 10, 70_000)]
+    items = [(content_key(data)[1], data, "application/octet-stream") for data in blobs]
+    await blob_store.put_many([*items, items[1]])  # the same blob twice is harmless
+    for key, data, _ in items:
+        assert await blob_store.get(key) == data
+    await blob_store.put_many([])
+
+
 async def test_exists_size_and_delete(blob_store: BlobStore) -> None:
     data = b"to be deleted"
     _, key = content_key(data)
@@ -176,6 +185,23 @@ async def test_local_creates_root_and_leaves_no_temp_files(local_store: LocalBlo
         await local_store.put(key, data)
 
     assert files_under(local_store.root) == sorted(local_store.path_for(key) for key in keys)
+
+
+async def test_local_writes_again_into_a_directory_removed_meanwhile(
+    local_store: LocalBlobStore,
+) -> None:
+    """The store remembers which directories exist; one removed behind its back (an operator
+    clearing space) is created again, not reported as a failure."""
+    first, second = b"first blob", b"second blob"
+    key = content_key(first)[1]
+    await local_store.put(key, first)
+    directory = local_store.path_for(key).parent
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+    same_directory = key.rsplit("/", 1)[0] + "/" + sha256(second)
+    await local_store.put_many([(same_directory, second, "text/plain")])
+    assert await local_store.get(same_directory) == second
 
 
 async def test_local_failed_write_leaves_nothing_behind(
