@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from bench.load import probe
-from bench.servers import Server, Worker, kave_env, process_cpu_seconds
+from bench.servers import Server, Worker, kave_env, machine_busy_seconds, process_cpu_seconds
 
 if TYPE_CHECKING:
     from bench.phases import Bench
@@ -98,6 +98,7 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
         # The processes that process: the workers, the app's children, or the app itself.
         processing_pids = [w.pid for w in workers] or _children(server.pid) or [server.pid]
         cpu_before = sum(process_cpu_seconds(pid) for pid in processing_pids)
+        busy_before, _ = machine_busy_seconds()
         bench.log(f"[drain] run {run}/{o.runs}: {name}: posting {o.drain_emails} emails")
         probe_tokens = bench.tokens.take(int(o.probe_rate * PROBE_CAP_SECONDS) + 1)
         stop = asyncio.Event()
@@ -127,6 +128,7 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
         counts = await bench.wait_settled(total, o.drain_timeout)
         elapsed = time.perf_counter() - started
         cpu = sum(process_cpu_seconds(pid) for pid in processing_pids) - cpu_before
+        busy = machine_busy_seconds()[0] - busy_before
         processed = counts.get("processed", 0)
         result = {
             "topology": name,
@@ -140,6 +142,10 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
             "rate": processed / elapsed,
             "processing_cpu_seconds": cpu,
             "cpu_ms_per_email": 1000 * cpu / processed if processed else float("nan"),
+            # Over the whole drain: what the processing processes and every process on the
+            # machine (API, database, load generator) kept busy, in cores.
+            "processing_cores": cpu / elapsed,
+            "machine_busy_cores": busy / elapsed,
             "posting": posting,
             "probe": probe_result,
         }
@@ -147,7 +153,9 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
             f"[drain]   {name}: {processed} processed in {elapsed:.1f} s = "
             f"{result['rate']:.0f}/s; posting {posting['rate']:.0f} req/s p99 "
             f"{posting['p99_ms']:.0f} ms; probe p99 {probe_result['p99_ms']:.1f} ms over "
-            f"{probe_result['requests']}; CPU {result['cpu_ms_per_email']:.2f} ms/email"
+            f"{probe_result['requests']}; CPU {result['cpu_ms_per_email']:.2f} ms/email; "
+            f"cores: processing {result['processing_cores']:.2f}, machine "
+            f"{result['machine_busy_cores']:.2f}"
         )
         return result
     finally:

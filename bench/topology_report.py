@@ -73,6 +73,20 @@ def topology_rows(
                 digits=2,
             )
             add(
+                f"drain_{name}_cores",
+                "  cores busy: the processing processes",
+                [r.get("processing_cores", float("nan")) for r in runs],
+                "cores",
+                digits=2,
+            )
+            add(
+                f"drain_{name}_machine_cores",
+                "  cores busy: whole machine (API, database, load generator too)",
+                [r.get("machine_busy_cores", float("nan")) for r in runs],
+                "cores",
+                digits=2,
+            )
+            add(
                 f"drain_{name}_not_processed",
                 "  errors + events not processed",
                 [r["not_processed"] + r["posting"]["errors"] + r["probe"]["errors"] for r in runs],
