@@ -18,16 +18,25 @@ RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
 
 def column_values(instance: Base) -> dict[str, Any]:
-    """Every column of a model instance, as a Core insert takes them: what was set, else the
-    column's Python-side default (what a flush would have applied)."""
+    """Every column of a model instance, as a Core insert takes them: what was set (None
+    included, as a flush would write it), else the column's Python-side default."""
     state = instance.__dict__
     values: dict[str, Any] = {}
     for column in instance.__table__.columns:
-        value = state.get(column.key)
-        if value is None and column.default is not None:
-            default: Any = column.default
-            value = default.arg(None) if default.is_callable else default.arg
-        values[column.key] = value
+        if column.key in state:
+            values[column.key] = state[column.key]
+            continue
+        default: Any = column.default
+        if column.server_default is not None or (
+            default is not None and not (default.is_callable or default.is_scalar)
+        ):
+            # Such a column must be left out of the statement, which one dict per row cannot
+            # say for some rows only: set it, or insert through the ORM.
+            raise TypeError(f"{column} has a database-side default; set it before insert_all")
+        if default is None:
+            values[column.key] = None
+        else:
+            values[column.key] = default.arg(None) if default.is_callable else default.arg
     return values
 
 

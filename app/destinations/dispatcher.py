@@ -90,19 +90,13 @@ class NotificationDispatcher:
         tasks = [t for t in [self._loop_task, *self._runners.values()] if t is not None]
         for task in tasks:
             task.cancel()
-        pending: set[asyncio.Task[None]] = set()
         if tasks:
-            # A task cancelled inside a call to a database that hangs takes seconds to unwind.
-            _, pending = await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
+            # Bounded: a task cancelled inside a call to a database that hangs takes seconds to
+            # unwind (the release below is bounded too, and the worker stops meanwhile).
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
         self._runners.clear()
         if self._http is not None:
             await self._http.close()
-        if pending:
-            # The database is not answering: waiting on it again would only delay the shutdown
-            # (the worker's own stop waits on it too). The leases expire on their own.
-            logger.warning("dispatcher.release_skipped", unfinished=len(pending))
-            logger.info("dispatcher.stopped")
-            return
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS), self.session_factory() as session:
                 released = await NotificationRepository(session).release_owned(owner=self.owner)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,10 +59,11 @@ class PriorEmail:
     content_digest: str | None
 
 
-def _insert_counter(session: Any) -> Any:
+def _insert_counter(session: Any, at_least: int) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    highest = select(func.coalesce(func.max(Email.feed_position), 0)).scalar_subquery()
+    stored = select(func.coalesce(func.max(Email.feed_position), 0)).scalar_subquery()
+    highest = case((stored > at_least, stored), else_=at_least)
     return (
         insert(FeedCounter)
         .values(name=FEED_COUNTER, value=highest)
@@ -92,8 +93,10 @@ class FeedRepository(Repository[Email]):
         """The next feed position; call it last in the transaction (it locks the counter)."""
         return (await self.take_positions(1))[0]
 
-    async def take_positions(self, count: int) -> list[int]:
-        """The next `count` feed positions, in order, with one statement (see `take_position`)."""
+    async def take_positions(self, count: int, *, at_least: int = 0) -> list[int]:
+        """The next `count` feed positions, in order, with one statement (see `take_position`).
+        `at_least`: a position already handed out that the feed may no longer show (a
+        replayed email deleted in this transaction, to be written again)."""
         if count <= 0:
             return []
         stmt = (
@@ -106,7 +109,7 @@ class FeedRepository(Repository[Email]):
         if highest is None:
             # The row is gone (a table emptied by hand): put it back at the feed's end, racing
             # other writers harmlessly, then take the positions as usual.
-            await self.session.execute(_insert_counter(self.session))
+            await self.session.execute(_insert_counter(self.session, at_least))
             highest = await self.session.scalar(stmt)
         highest = int(highest or 0)
         return list(range(highest - count + 1, highest + 1))

@@ -46,11 +46,13 @@ async def recompute_email(session: AsyncSession, store: BlobStore, email_id: uui
             raw = await store.get(email.raw_blob_key)
     parsed = parse_inbound(_message_of(email, raw))
     key = own_key(parsed.message_id or email.message_id, email.event_id or email.id)
+    await _complete_attachments(session, store, email, parsed)
+    # Last: the thread lock (which every worker's commit takes too) is then held only until
+    # the caller commits, never while blobs are uploaded.
     await ThreadRepository(session).assign(
         key=key, named=named_keys(parsed.in_reply_to, parsed.references)
     )
     apply_agent_fields(email, agent_fields(parsed), thread_key=key)
-    await _complete_attachments(session, store, email, parsed)
     return True
 
 

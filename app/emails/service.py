@@ -39,9 +39,11 @@ async def delete_emails(
     attachments = AttachmentRepository(session)
     keys, event_ids = await emails.removal_keys(email_ids)
     keys |= await attachments.blob_keys_for(email_ids)
+    # The events first: a worker storing a replay of one of them locks its event, then its
+    # email; taking them in the same order means waiting for it, never deadlocking with it.
+    await EventRepository(session).purge_payloads_of(event_ids)
     await attachments.delete_for_emails(email_ids)
     deleted = await emails.delete_many(email_ids)
-    await EventRepository(session).purge_payloads_of(event_ids)
     await session.commit()
 
     removed = 0

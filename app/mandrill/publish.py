@@ -72,7 +72,9 @@ async def write_emails(session: AsyncSession, batch: Sequence[Records]) -> After
         session, [(email.id, email.envelope_recipient) for email in fresh]
     )
     # Last: the counter's row lock is then held only for the inserts and the commit.
-    for email, position in zip(fresh, await feed.take_positions(len(fresh)), strict=True):
+    kept = max((p.feed_position or 0 for p in priors.values()), default=0)
+    positions = await feed.take_positions(len(fresh), at_least=kept)
+    for email, position in zip(fresh, positions, strict=True):
         email.feed_position = position
     await insert_all(session, emails)
     await insert_all(session, [attachment for email in emails for attachment in email.attachments])

@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.emails.feed import FeedRepository
-from app.emails.models import Thread, ThreadKey
+from app.emails.models import FeedCounter, Thread, ThreadKey
 from app.emails.threads import ThreadRepository
 
 
@@ -67,3 +67,16 @@ async def test_positions_for_a_batch_are_consecutive(app: FastAPI) -> None:
         await session.commit()
     assert batch == list(range(first + 1, first + 6))
     assert after == first + 6
+
+
+async def test_a_rebuilt_counter_stays_above_a_position_handed_out(app: FastAPI) -> None:
+    """The counter row deleted by hand is put back at the feed's end; a replayed email that
+    the transaction deleted (to write it again) still holds its position, so the rebuilt
+    counter starts above that one too, never under what a consumer has seen."""
+    async with app.state.services.session_factory() as session:
+        feed = FeedRepository(session)
+        seen = await feed.take_position() + 10  # as if an email there was just deleted
+        await session.execute(delete(FeedCounter))
+        positions = await feed.take_positions(2, at_least=seen)
+        await session.commit()
+    assert positions == [seen + 1, seen + 2]
