@@ -30,6 +30,7 @@ from app.worker_runtime import HANDLERS, open_stores
 from bench.bodies import Template, Tokens
 from bench.db import Database
 from bench.servers import kave_env
+from bench.topologies import stdlib_parse_ms
 
 
 def database_cpu_seconds() -> float:
@@ -46,26 +47,6 @@ def database_cpu_seconds() -> float:
             fields = rest.split()
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
-
-
-def _floor_ms(raw: bytes, repeat: int = 300) -> float:
-    from email import message_from_bytes, policy
-
-    def parse() -> None:
-        message = message_from_bytes(raw, policy=policy.compat32)
-        for part in message.walk():
-            if not part.is_multipart():
-                part.get_payload(decode=True)
-
-    for _ in range(20):
-        parse()
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        for _ in range(repeat):
-            parse()
-        best = min(best, (time.process_time() - started) / repeat)
-    return best * 1000
 
 
 async def _seed(settings: Settings, template: Template, tokens: list[str]) -> None:
@@ -148,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         args.pyinstrument.write_text(profiler.output_html())
         print(profiler.output_text(unicode=False, show_all=False)[:20000])
     raw = orjson.loads(template.value(tokens[0]))[0]["msg"]["raw_msg"].encode()
-    floor = _floor_ms(raw)
+    floor = stdlib_parse_ms(raw)
     per = 1000 * cpu / max(processed, 1)
     print(
         f"{db.kind}: {processed}/{args.emails} processed in {wall:.1f} s = "
