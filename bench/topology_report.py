@@ -72,20 +72,17 @@ def topology_rows(
                 "ms",
                 digits=2,
             )
-            add(
-                f"drain_{name}_cores",
-                "  cores busy: the processing processes",
-                [r.get("processing_cores", float("nan")) for r in runs],
-                "cores",
-                digits=2,
-            )
-            add(
-                f"drain_{name}_machine_cores",
-                "  cores busy: whole machine (API, database, load generator too)",
-                [r.get("machine_busy_cores", float("nan")) for r in runs],
-                "cores",
-                digits=2,
-            )
+            for key, label in (
+                ("processing_cores", "the processing processes"),
+                ("machine_busy_cores", "whole machine (API, database, load generator too)"),
+            ):
+                add(
+                    f"drain_{name}_{key}",
+                    f"  cores busy: {label}",
+                    [r.get(key, float("nan")) for r in runs],
+                    "cores",
+                    digits=2,
+                )
             add(
                 f"drain_{name}_not_processed",
                 "  errors + events not processed",

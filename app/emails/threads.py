@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.base import utcnow
 from app.db.repository import insert_all
 from app.emails.models import Thread, ThreadKey
 
@@ -86,7 +85,7 @@ class ThreadRepository:
         for keys in wanted:
             thread_ids = {known[key] for key in keys if key in known}
             if not thread_ids:
-                thread = Thread(id=uuid.uuid4(), created_at=utcnow())
+                thread = Thread(id=uuid.uuid4())
                 threads.append(thread)
                 target = thread.id
             elif len(thread_ids) == 1:

@@ -23,8 +23,10 @@ from app.processing.outcomes import AfterCommit, Records
 
 
 def published(email: Email) -> Records:
-    """The email's records, written by `write_emails` with the rest of its batch."""
+    """The email's records, written by `write_emails` with the rest of its batch (the email
+    names its event and its own thread key)."""
     assert email.event_id is not None
+    assert email.thread_key is not None
     return Records(email.event_id, Email, [email], writer=write_emails)
 
 
@@ -41,21 +43,21 @@ async def write_emails(session: AsyncSession, batch: Sequence[Records]) -> After
     """Store the batch's emails. A replayed event's email keeps its id; an email goes on the
     feed, and to the destinations, when it is new or differs from what its event produced
     before. The caller commits."""
-    emails: list[Email] = [row for records in batch for row in records.rows]
-    event_ids = [records.event_id for records in batch]
+    owned: list[tuple[uuid.UUID, Email]] = [(r.event_id, row) for r in batch for row in r.rows]
+    emails = [email for _, email in owned]
     feed = FeedRepository(session)
-    priors = await feed.priors_for_events(event_ids)
+    priors = await feed.priors_for_events([records.event_id for records in batch])
     await ThreadRepository(session).assign_many(
         [
-            (email.thread_key or "", named_keys(email.in_reply_to, email.references or []))
+            (str(email.thread_key), named_keys(email.in_reply_to, email.references or []))
             for email in emails
         ]
     )
     if priors:
         await session.execute(delete(Email).where(Email.event_id.in_(list(priors))))
     fresh: list[Email] = []
-    for email in emails:
-        prior = priors.get(email.event_id) if email.event_id is not None else None
+    for event_id, email in owned:
+        prior = priors.get(event_id)
         email.id = prior.id if prior is not None else uuid.uuid4()
         for attachment in email.attachments:
             attachment.email_id = email.id

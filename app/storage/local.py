@@ -64,32 +64,27 @@ class LocalBlobStore:
     ) -> None:
         # content_type is not kept: it is stored with the attachment row, and local downloads
         # are served by the app with that value.
-        path = self.path_for(key)
-        with _disk_errors("write"):
-            # One trip to a thread for the whole write: a trip per step (open, write, flush,
-            # fsync, close, rename, fsync) cost more event-loop time than the write itself.
-            await asyncio.to_thread(self._write, path, data)
+        await self.put_many([(key, data, content_type)])
 
     async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
         paths = [(self.path_for(key), data) for key, data, _ in blobs]
         with _disk_errors("write"):
-            # One trip to a thread for them all (each trip costs event-loop time and a wake-up).
+            # One trip to a thread for them all: a trip per step (open, write, flush, fsync,
+            # close, rename, fsync) or per blob costs more event-loop time than the writes.
             await asyncio.to_thread(self._write_all, paths)
 
     def _write_all(self, paths: Sequence[tuple[Path, bytes]]) -> None:
         for path, data in paths:
-            self._write(path, data)
-
-    def _write(self, path: Path, data: bytes) -> None:
-        if path.parent not in self._directories:
-            _ensure_directory(path.parent)
-            self._directories.add(path.parent)
-        try:
+            directory = path.parent
+            if directory in self._directories:
+                try:
+                    _write_durably(path, data)
+                    continue
+                except FileNotFoundError:
+                    self._directories.discard(directory)  # removed meanwhile
+            _ensure_directory(directory)
             _write_durably(path, data)
-        except FileNotFoundError:
-            self._directories.discard(path.parent)  # removed meanwhile
-            _ensure_directory(path.parent)
-            _write_durably(path, data)
+            self._directories.add(directory)
 
     async def get(self, key: str) -> bytes:
         path = self.path_for(key)
