@@ -220,6 +220,20 @@ def build_rows(results: dict[str, Any], opts: Options) -> tuple[list[Row], dict[
                 digits=2,
             )
             add(
+                "default_api_cores",
+                "  of which the API process",
+                _values(default, "server_own_cores"),
+                "cores",
+                digits=2,
+            )
+            add(
+                "default_machine_cores",
+                "machine busy, all processes",
+                _values(default, "machine_busy_cores"),
+                "cores",
+                digits=2,
+            )
+            add(
                 "ratio_default",
                 "default topology / ack-only",
                 _paired(default, k1),

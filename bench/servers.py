@@ -192,10 +192,13 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and its live children (uvicorn's worker processes)."""
+def process_cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """User + system CPU of `pid` and (unless told not to) its live children (uvicorn's
+    worker processes, the app's worker child)."""
     pids = [pid]
     with contextlib.suppress(OSError):
+        if not children:
+            raise OSError
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         pids += [int(child) for child in children]
     total = 0
@@ -244,6 +247,7 @@ class CpuMeter:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._server = process_cpu_seconds(pid)
+        self._own = process_cpu_seconds(pid, children=False)
         self._busy, self._total = machine_busy_seconds()
         self._started = time.monotonic()
 
@@ -253,6 +257,8 @@ class CpuMeter:
         cores = (total - self._total) / wall if total > self._total else 0.0
         return {
             "server_cores": (process_cpu_seconds(self.pid) - self._server) / wall,
+            # The server's own process alone (without uvicorn's workers or its worker child).
+            "server_own_cores": (process_cpu_seconds(self.pid, children=False) - self._own) / wall,
             "machine_busy_cores": (busy - self._busy) / wall,
             "machine_cores": round(cores),
         }

@@ -325,3 +325,29 @@ async def test_recompute_fields_for_stored_mail(
     assert "Recomputed 4 email(s)." in again.stdout
     detail = (await client.get(f"/api/v1/emails/{old.id}", headers=headers)).json()
     assert len(detail["attachments"]) == 4  # nothing added twice
+
+
+_REPORT_PRIORITY = (
+    "import os; from app.cli.worker import lower_priority; lower_priority(7); "
+    "print(os.nice(0)); print(open('/proc/self/autogroup').read().split()[-1])"
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="Linux autogroups only")
+def test_a_worker_leading_its_session_nices_its_autogroup_too() -> None:
+    # As the app starts its child: a session of its own, whose autogroup is niced with it.
+    led = subprocess.run(
+        [sys.executable, "-c", _REPORT_PRIORITY],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+    )
+    assert led.stdout.split() == ["7", "7"]
+    # Run from a shared session (a terminal's), it leaves the session's autogroup alone.
+    before = Path("/proc/self/autogroup").read_text().split()[-1]
+    shared = subprocess.run(
+        [sys.executable, "-c", _REPORT_PRIORITY], capture_output=True, text=True, check=True
+    )
+    assert shared.stdout.split() == ["7", before]
+    assert Path("/proc/self/autogroup").read_text().split()[-1] == before

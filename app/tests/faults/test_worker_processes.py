@@ -21,6 +21,7 @@ from app.tests.conftest import ROOT, _clear_tables
 from app.tests.faults.harness import FaultDatabase, Posters, Servers, local_blobs, make_batches
 from app.tests.observability.scrape import Scrape
 from app.tests.server_process import WorkerProcess
+from app.worker_children import CHILD_NICENESS
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -70,6 +71,16 @@ async def _wait_holding(db: FaultDatabase, worker: WorkerProcess, *, timeout: fl
             return held
         await asyncio.sleep(0.02)
     return 0
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _autogroup_niceness(pid: int) -> int | None:
+    """The nice value of the process's autogroup; None where the kernel has none."""
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    return int(autogroup.read_text().split()[-1]) if autogroup.exists() else None
 
 
 def _children(pid: int) -> list[int]:
@@ -200,6 +211,10 @@ async def test_the_app_processes_in_a_worker_child_and_stops_it_with_itself(
         await posters.run(batches, lambda: api.url, concurrency=POSTERS)
         statuses = await db.wait_processed(len(mails), timeout=120)
         report = await db.check_emails(mails, local_blobs(storage))
+        # It yields the CPU to the app: niced, and so is its session's autogroup (Linux shares
+        # the CPU between autogroups before any nice value counts).
+        assert _niceness(child_pids[0]) == CHILD_NICENESS
+        assert _autogroup_niceness(child_pids[0]) in (None, CHILD_NICENESS)
         # One scrape of the app shows what its child processed, labelled as the child's.
         metrics = await _scrape(api.url)
         code = await asyncio.to_thread(api.terminate)
