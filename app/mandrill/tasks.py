@@ -72,7 +72,8 @@ async def _store_blobs(
         uploads[raw_key[1]] = (raw_key[1], parsed.raw, "message/rfc822")
     for (_, key), att in zip(attachment_keys, parsed.attachments, strict=True):
         uploads.setdefault(key, (key, att.content, att.content_type))
-    await ctx.blob_store.put_many(list(uploads.values()))
+    # Made durable by the engine's one flush for the batch, before the commit that records it.
+    await ctx.blob_store.put_many(list(uploads.values()), durable=False)
     return raw_key, attachment_keys
 
 

@@ -131,9 +131,19 @@ class BlobStore(Protocol):
         """Store `data` under `key`, replacing whatever is there (same key, same bytes)."""
         ...
 
-    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+    async def put_many(
+        self, blobs: Sequence[tuple[str, bytes, str]], *, durable: bool = True
+    ) -> None:
         """`put` for several `(key, data, content_type)` at once: returns when all are
-        stored; on a failure, some may be stored (the same bytes under the same key)."""
+        stored; on a failure, some may be stored (the same bytes under the same key).
+
+        `durable=False`: readable at once, but they may survive a crash only once `sync`
+        has returned (a backend whose writes are always durable ignores it)."""
+        ...
+
+    async def sync(self) -> None:
+        """Make every `durable=False` write that returned before this call durable: one
+        flush for many writes, where each durable write pays its own."""
         ...
 
     async def get(self, key: str) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import os
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +22,24 @@ from app.storage.errors import StorageUnavailable
 # Temporary files start with this so they can never collide with a key's last segment (a hex
 # digest) and a sweeper can recognise leftovers of a crash.
 TEMP_PREFIX = ".tmp-"
+
+
+def _find_syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2): one flush of everything written to a filesystem (files, renames,
+    new directories). Python's `os` has no wrapper; elsewhere every write is made durable
+    on its own instead."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    return syncfs
+
+
+_SYNCFS = _find_syncfs()
 
 
 @contextmanager
@@ -37,11 +57,16 @@ def _disk_errors(operation: str) -> Iterator[None]:
 class LocalBlobStore:
     """Keys are relative POSIX paths under `root`; the directory is created on first write."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, syncfs: Callable[[int], int] | None = _SYNCFS) -> None:
         self.root = root.resolve()
         # Directories known to exist: a write into one skips the checks (a write that finds
         # it gone after all creates it again).
         self._directories: set[Path] = set()
+        # Without syncfs, `durable=False` writes are made durable at once, like the others.
+        self._syncfs = syncfs
+        # Deferred writes finished, and how many of them the last completed flush covered.
+        self._written = 0
+        self._synced = 0
 
     def path_for(self, key: str) -> Path:
         """Map `key` to its file; raises ValueError if the key could leave `root`."""
@@ -66,24 +91,49 @@ class LocalBlobStore:
         # are served by the app with that value.
         await self.put_many([(key, data, content_type)])
 
-    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+    async def put_many(
+        self, blobs: Sequence[tuple[str, bytes, str]], *, durable: bool = True
+    ) -> None:
         paths = [(self.path_for(key), data) for key, data, _ in blobs]
+        deferred = not durable and self._syncfs is not None
         with _disk_errors("write"):
             # One trip to a thread for them all: a trip per step (open, write, flush, fsync,
             # close, rename, fsync) or per blob costs more event-loop time than the writes.
-            await asyncio.to_thread(self._write_all, paths)
+            await asyncio.to_thread(self._write_all, paths, durable=not deferred)
+        if deferred and paths:
+            self._written += 1
 
-    def _write_all(self, paths: Sequence[tuple[Path, bytes]]) -> None:
+    async def sync(self) -> None:
+        written = self._written
+        if self._synced >= written or self._syncfs is None:
+            return  # a flush that started after those writes has completed (or none deferred)
+        with _disk_errors("flush"):
+            await asyncio.to_thread(self._flush)
+        # Not `= written`: a flush running beside this one may have started later and ended
+        # first; what it covered stays covered.
+        self._synced = max(self._synced, written)
+
+    def _flush(self) -> None:
+        assert self._syncfs is not None
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if self._syncfs(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+        finally:
+            os.close(fd)
+
+    def _write_all(self, paths: Sequence[tuple[Path, bytes]], *, durable: bool) -> None:
         for path, data in paths:
             directory = path.parent
             if directory in self._directories:
                 try:
-                    _write_durably(path, data)
+                    _write_file(path, data, durable=durable)
                     continue
                 except FileNotFoundError:
                     self._directories.discard(directory)  # removed meanwhile
-            _ensure_directory(directory)
-            _write_durably(path, data)
+            _ensure_directory(directory, durable=durable)
+            _write_file(path, data, durable=durable)
             self._directories.add(directory)
 
     async def get(self, key: str) -> bytes:
@@ -148,30 +198,34 @@ async def _read_chunks(handle: AsyncBufferedReader, chunk_size: int) -> AsyncIte
             yield chunk
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Readers see either no file or the complete one, never a partial write; once this
-    returns, the file and its directory entry survive a crash. The directory must exist."""
+def _write_file(path: Path, data: bytes, *, durable: bool) -> None:
+    """Readers see either no file or the complete one, never a partial write. `durable`:
+    once this returns, the file and its directory entry survive a crash (else only once the
+    filesystem is flushed). The directory must exist."""
     tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
             os.remove(tmp)
         raise
-    _fsync_directory(path.parent)
+    if durable:
+        _fsync_directory(path.parent)
 
 
-def _ensure_directory(directory: Path) -> None:
+def _ensure_directory(directory: Path, *, durable: bool = True) -> None:
     if directory.is_dir():
         return
-    _ensure_directory(directory.parent)
+    _ensure_directory(directory.parent, durable=durable)
     with suppress(FileExistsError):
         directory.mkdir()
-    _fsync_directory(directory.parent)  # the new directory's entry is durable too
+    if durable:
+        _fsync_directory(directory.parent)  # the new directory's entry is durable too
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -185,7 +185,10 @@ class S3BlobStore:
                 Bucket=self._bucket, Key=key, Body=data, ContentType=content_type
             )
 
-    async def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> None:
+    async def put_many(
+        self, blobs: Sequence[tuple[str, bytes, str]], *, durable: bool = True
+    ) -> None:
+        # A PUT that succeeded is durable: `durable` changes nothing here.
         limit = asyncio.Semaphore(PUT_CONCURRENCY)
 
         async def put(key: str, data: bytes, content_type: str) -> None:
@@ -193,6 +196,9 @@ class S3BlobStore:
                 await self.put(key, data, content_type=content_type)
 
         await asyncio.gather(*(put(*blob) for blob in blobs))
+
+    async def sync(self) -> None:
+        return None  # every PUT that returned is already durable
 
     async def get(self, key: str) -> bytes:
         with _s3_errors("get"):

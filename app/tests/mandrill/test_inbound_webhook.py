@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.deliveries.models import Delivery
 from app.emails.models import Attachment, Email
 from app.processing.models import EventStatus, WebhookEvent
+from app.storage.local import LocalBlobStore
 from app.tests.support import (
     WEBHOOK_PATH,
     build_message,
@@ -307,6 +310,48 @@ async def test_storage_outage_is_retried_until_it_comes_back(
         assert event.last_error is None and event.status == "processed"
         assert email.raw_blob_key is not None
     await _clear_tables(migrated_database)
+
+
+async def test_a_failed_blob_flush_commits_nothing_and_is_retried(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Blobs are written without their own fsyncs; the batch's one flush gates the commit."""
+    store = app.state.services.blob_store
+    assert isinstance(store, LocalBlobStore)
+    working = store._syncfs
+    if working is None:
+        pytest.skip("syncfs is Linux's; elsewhere every blob is flushed as it is written")
+    flushes: list[int] = []
+
+    def failing(fd: int) -> int:
+        flushes.append(fd)
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    store._syncfs = failing
+    try:
+        data = os.urandom(2048)
+        message = build_message(attachments=[("a.bin", "application/octet-stream", data)])
+        assert (await post_events(client, [inbound_event(message)])).json()["accepted"] == 1
+
+        async def retried() -> bool:
+            async with app.state.services.session_factory() as s:
+                event = (await s.scalars(select(WebhookEvent))).one()
+            return event.attempts >= 2 and "StorageUnavailable" in (event.last_error or "")
+
+        await wait_until(retried, timeout=30)
+        assert flushes, "the flush was never tried"
+        # Written but never flushed, so never recorded: no email points at those blobs.
+        async with app.state.services.session_factory() as s:
+            assert await count(s, Email) == 0
+    finally:
+        store._syncfs = working
+    assert await wait_settled(app, 1) == {"processed": 1}
+    async with app.state.services.session_factory() as s:
+        email = (await s.scalars(select(Email))).one()
+        attachment = (await s.scalars(select(Attachment))).one()
+    assert email.raw_blob_key is not None
+    assert await store.get(attachment.blob_key) == data
 
 
 @pytest.mark.parametrize("settings_overrides", [{"log_format": "json", "log_level": "INFO"}])

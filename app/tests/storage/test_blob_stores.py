@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -25,7 +26,7 @@ from app.storage.base import (
 )
 from app.storage.errors import StorageUnavailable
 from app.storage.factory import build_blob_store
-from app.storage.local import LocalBlobStore
+from app.storage.local import _SYNCFS, LocalBlobStore
 from app.storage.s3 import S3BlobStore, _s3_errors
 from app.tests.fixtures.s3 import (
     delete_bucket,
@@ -202,6 +203,67 @@ async def test_local_writes_again_into_a_directory_removed_meanwhile(
     same_directory = key.rsplit("/", 1)[0] + "/" + sha256(second)
     await local_store.put_many([(same_directory, second, "text/plain")])
     assert await local_store.get(same_directory) == second
+
+
+@pytest.mark.skipif(_SYNCFS is None, reason="syncfs is Linux's")
+async def test_local_deferred_writes_are_flushed_once_by_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`durable=False` skips the per-blob fsyncs; `sync` flushes them all with one syncfs on
+    the store's filesystem, and only when something was written since the last flush."""
+    assert _SYNCFS is not None
+    flushed: list[tuple[int, int]] = []
+
+    def syncfs(fd: int) -> int:
+        flushed.append((os.fstat(fd).st_dev, os.fstat(fd).st_ino))
+        return _SYNCFS(fd)
+
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=syncfs)
+    blobs = [(content_key(data)[1], data, "text/plain") for data in (b"one", b"two", b"three")]
+    await store.put_many(blobs, durable=False)
+    assert fsyncs == []  # nothing flushed per blob (nor per directory)
+    for key, data, _ in blobs:
+        assert await store.get(key) == data  # readable before the flush
+    await store.sync()
+    root = store.root.stat()
+    assert flushed == [(root.st_dev, root.st_ino)]
+    await store.sync()  # nothing deferred since
+    await store.put_many(blobs[:1])  # a durable write needs no flush either
+    await store.sync()
+    assert len(flushed) == 1
+    assert fsyncs  # the durable write paid its own
+    await store.put_many(blobs[1:], durable=False)
+    await store.sync()
+    assert len(flushed) == 2
+
+
+async def test_local_failed_flush_is_reported(tmp_path: Path) -> None:
+    def failing(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=failing)
+    await store.put_many([(content_key(b"x")[1], b"x", "text/plain")], durable=False)
+    with pytest.raises(StorageUnavailable, match="EIO"):
+        await store.sync()
+
+
+async def test_local_without_syncfs_every_write_is_durable_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=None)  # as on macOS
+    key = content_key(b"data")[1]
+    await store.put_many([(key, b"data", "text/plain")], durable=False)
+    # The file, its directory, and each new directory's parent: no flush is left for later.
+    assert len(fsyncs) >= 2
+    await store.sync()
+    assert await store.get(key) == b"data"
 
 
 async def test_local_failed_write_leaves_nothing_behind(
