@@ -192,15 +192,19 @@ def reset_peak_rss(pid: int) -> bool:
     return True
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live children of `pid` (uvicorn's worker processes, the app's worker child)."""
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
 def process_cpu_seconds(pid: int, *, children: bool = True) -> float:
-    """User + system CPU of `pid` and (unless told not to) its live children (uvicorn's
-    worker processes, the app's worker child)."""
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        if not children:
-            raise OSError
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(child) for child in children]
+    """User + system CPU of `pid` and, unless `children` is False, its live children."""
+    pids = [pid, *(child_pids(pid) if children else [])]
     total = 0
     for each in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):

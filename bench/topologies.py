@@ -27,7 +27,14 @@ import httpx
 import orjson
 
 from bench.load import probe
-from bench.servers import Server, Worker, kave_env, machine_busy_seconds, process_cpu_seconds
+from bench.servers import (
+    Server,
+    Worker,
+    child_pids,
+    kave_env,
+    machine_busy_seconds,
+    process_cpu_seconds,
+)
 
 if TYPE_CHECKING:
     from bench.phases import Bench
@@ -72,14 +79,6 @@ async def children_started(server: Server, count: int, offset: int, limit_s: flo
         await asyncio.sleep(0.1)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
-    except OSError:
-        return []
-
-
 async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> dict[str, Any]:
     o = bench.opts
     await bench.reset()
@@ -96,7 +95,7 @@ async def _drain_once(bench: Bench, name: str, topology: Topology, run: int) -> 
             await worker.start()
         await children_started(server, topology.worker_processes, offset)
         # The processes that process: the workers, the app's children, or the app itself.
-        processing_pids = [w.pid for w in workers] or _children(server.pid) or [server.pid]
+        processing_pids = [w.pid for w in workers] or child_pids(server.pid) or [server.pid]
         cpu_before = sum(process_cpu_seconds(pid) for pid in processing_pids)
         busy_before, _ = machine_busy_seconds()
         bench.log(f"[drain] run {run}/{o.runs}: {name}: posting {o.drain_emails} emails")

@@ -164,15 +164,17 @@ async def _finish(ctx: ProcessingContext, task: _Task) -> None:
     )
 
 
-async def _sync_blobs(ctx: ProcessingContext, tasks: Sequence[_Task]) -> None:
+async def _blobs_flushed(ctx: ProcessingContext, tasks: Sequence[_Task]) -> bool:
     """Handlers store blobs with `durable=False`: one flush makes the batch's blobs durable
     before the commit that records them (the local disk: one syncfs instead of two or three
-    fsyncs per blob). If it fails, nothing is committed and every task is retried."""
+    fsyncs per blob). If it fails, every task fails (and is retried): nothing is committed."""
     try:
         await ctx.blob_store.sync()
     except Exception as exc:  # noqa: BLE001 (StorageUnavailable, or worse: retried either way)
         for task in tasks:
             task.fail(exc)
+        return False
+    return True
 
 
 async def process_events(
@@ -192,10 +194,7 @@ async def process_events(
     tasks = [_task(event, handlers.get(event.kind, _unknown_kind), started) for event in events]
     await asyncio.gather(*(_prepare(ctx, task) for task in tasks))
     prepared = [task for task in tasks if task.records is not None]
-    if prepared:
-        await _sync_blobs(ctx, prepared)
-        prepared = [task for task in prepared if task.records is not None]
-    if prepared:
+    if prepared and await _blobs_flushed(ctx, prepared):
         await _commit(ctx, prepared)
     for task in tasks:
         await _finish(ctx, task)

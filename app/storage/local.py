@@ -218,7 +218,7 @@ def _write_file(path: Path, data: bytes, *, durable: bool) -> None:
         _fsync_directory(path.parent)
 
 
-def _ensure_directory(directory: Path, *, durable: bool = True) -> None:
+def _ensure_directory(directory: Path, *, durable: bool) -> None:
     if directory.is_dir():
         return
     _ensure_directory(directory.parent, durable=durable)
