@@ -225,7 +225,10 @@ def test_pages_fit_the_screen_and_work_from_the_keyboard(
     page.set_viewport_size({"width": width, "height": 844})
     # Signed in with the keyboard alone: tab to each field, type, Enter.
     page.goto("/console/login")
-    page.keyboard.type(console_user())  # the email field has the focus on arrival
+    # The email field takes the focus on arrival (autofocus, applied once the page has
+    # rendered: typing before then went nowhere, one run in a few).
+    expect()(page.locator("#email")).to_be_focused()
+    page.keyboard.type(console_user())
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
