@@ -33,6 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/srv \
     DATABASE_URL=sqlite+aiosqlite:////srv/data/kave.db \
     STORAGE_LOCAL_PATH=/srv/data/attachments \
     FORWARDED_ALLOW_IPS=""
@@ -46,6 +47,12 @@ RUN groupadd --gid "${APP_UID}" kave \
     && chown kave:kave /srv/data
 
 COPY --from=build /opt/venv /opt/venv
+# The `kave` command, as `pip install -e .` gives it in a checkout (the image installs only
+# the lock file, not the project), so `kave worker` and the docs' commands work here too
+# (PYTHONPATH=/srv above lets it import the code from any working directory).
+RUN printf '%s\n' '#!/opt/venv/bin/python' 'from app.cli.__main__ import cli' 'cli()' \
+        > /opt/venv/bin/kave \
+    && chmod 0755 /opt/venv/bin/kave
 
 WORKDIR /srv
 COPY alembic.ini ./
