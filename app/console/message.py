@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
+from collections.abc import Sequence
+from urllib.parse import unquote
 
 from fastapi import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -14,13 +18,19 @@ from app.core.security import Scope
 from app.deps import SessionDep, StorageDep
 from app.emails.downloads import find_attachment, stream_attachment, stream_raw_message
 from app.emails.errors import EmailNotFound, RawMessageNotAvailable
-from app.emails.models import Email
+from app.emails.models import Attachment, Email
 from app.emails.repository import AttachmentRepository, EmailRepository
 from app.emails.service import delete_email
+from app.storage.base import BlobNotFound, BlobStore
 
 router = console_router()
 
 SOURCE_SHOWN_BYTES = 1024 * 1024  # the page shows this much of the source; the download has all
+# Inline images (`cid:` references) are put into the body as data: URIs, up to this much in
+# all per body; the rest keep their cid: reference and show as broken images.
+INLINE_IMAGES_SHOWN_BYTES = 5 * 1024 * 1024
+_CID = re.compile(r"""cid:([^\s"'<>()]+)""", re.IGNORECASE)
+_IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
 
 
 def body_csp(*, remote_images: bool) -> str:
@@ -67,13 +77,51 @@ async def message_page(
     )
 
 
+async def with_inline_images(html: str, attachments: Sequence[Attachment], store: BlobStore) -> str:
+    """`html` with each `cid:` reference to one of the email's own inline images replaced by
+    the image as a data: URI: the only images the body's CSP lets in without the operator's
+    say-so, and the only way to show them in a frame that sends no cookies. Files found
+    inside a forwarded message are not the outer body's, so only top-level ones count."""
+    wanted = {unquote(ref).lower() for ref in _CID.findall(html)}
+    if not wanted:
+        return html
+    budget = INLINE_IMAGES_SHOWN_BYTES
+    uris: dict[str, str] = {}
+    for attachment in attachments:
+        cid = (attachment.content_id or "").lower()
+        kind = attachment.content_type.lower()
+        if (
+            cid not in wanted
+            or cid in uris
+            or attachment.parent_id is not None
+            or not _IMAGE_TYPE.fullmatch(kind)
+            or attachment.size > budget
+        ):
+            continue
+        try:
+            data = await store.get(attachment.blob_key)
+        except BlobNotFound:
+            continue  # purged or lost: the image shows as broken, the page still opens
+        budget -= len(data)
+        uris[cid] = f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+    return _CID.sub(lambda ref: uris.get(unquote(ref.group(1)).lower(), ref.group(0)), html)
+
+
 @router.get("/emails/{email_id}/body")
 async def message_body(
-    email_id: uuid.UUID, viewer: EmailsReader, session: SessionDep, remote_images: bool = False
+    email_id: uuid.UUID,
+    viewer: EmailsReader,
+    session: SessionDep,
+    store: StorageDep,
+    remote_images: bool = False,
 ) -> Response:
     email = await _email(session, email_id)
+    html = email.html_body or ""
+    if "cid:" in html.lower():
+        attachments = await AttachmentRepository(session).list_for_email(email_id)
+        html = await with_inline_images(html, attachments, store)
     return HTMLResponse(
-        email.html_body or "",
+        html,
         headers={
             "Content-Security-Policy": body_csp(remote_images=remote_images),
             "X-Frame-Options": "SAMEORIGIN",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -66,6 +68,32 @@ def build_message(
         maintype, subtype = content_type.split("/", 1)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG of `width` x `height` red pixels, which a browser decodes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def with_inline_image(message: EmailMessage, image: bytes, content_id: str) -> EmailMessage:
+    """`message` (from `build_message`, with an HTML part) with `image` as a related part of
+    the HTML, as mail clients send a logo the HTML shows with `cid:`."""
+    html_part = message.get_body(preferencelist=("html",))
+    assert html_part is not None, "the message has no HTML part"
+    html_part.add_related(image, maintype="image", subtype="png", cid=f"<{content_id}>")
+    return message
 
 
 def inbound_event(message: EmailMessage | None = None, **msg_fields: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from app.processing.models import EventStatus, WebhookEvent
 from app.tests.console.conftest import MakeUser, Tab, post_webhook, wait_for_email
 from app.tests.console.server import ThreadedServer
 from app.tests.fixtures.api import PASSWORD
-from app.tests.support import build_message, inbound_event
+from app.tests.support import build_message, inbound_event, png, with_inline_image
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +115,29 @@ def test_remote_images_load_only_when_asked(
     with tab.page.expect_event("requestfailed", lambda r: "tracker.example.net" in r.url):
         tab.page.get_by_role("link", name="Load remote images").click()
     assert tab.page.url.endswith("?remote_images=true")
+
+
+def test_inline_images_show_in_the_body_without_asking(
+    tab: Tab, console_user: MakeUser, console_server: ThreadedServer
+) -> None:
+    subject = f"Inline logo {uuid.uuid4().hex[:8]}"
+    html = '<p id="mark">with a logo</p><img id="logo" alt="logo" src="cid:logo@kave.test">'
+    built = with_inline_image(
+        build_message(subject=subject, html=html), png(7, 5), "logo@kave.test"
+    )
+    assert post_webhook(console_server, [inbound_event(built)]) == {"accepted": 1, "duplicates": 0}
+    email = wait_for_email(console_server, subject)
+    tab.sign_in(console_user("emails:read"))
+    tab.page.goto(f"/console/emails/{email.id}")
+    expect()(tab.page.frame_locator("iframe").locator("#mark")).to_be_visible()
+    body_frame = next(f for f in tab.page.frames if f.url.endswith("/body"))
+    # Decoded by the browser inside the sandboxed, script-less frame: its real size.
+    size = body_frame.wait_for_function(
+        "() => { const i = document.getElementById('logo');"
+        " return i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null; }"
+    ).json_value()
+    assert size == [7, 5]
+    only_kave(tab)
 
 
 async def _failed_event(services: Services) -> WebhookEvent | None:

@@ -3,6 +3,7 @@ headers, and the actions' effects on the database."""
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.emails.repository import EmailFilters, EmailRepository
 from app.processing.inbox import EventRepository
 from app.tests.fixtures.api import PASSWORD, MakeUser
-from app.tests.support import build_message, inbound_event, post_events, wait_until
+from app.tests.support import (
+    build_message,
+    inbound_event,
+    png,
+    post_events,
+    wait_until,
+    with_inline_image,
+)
 from app.users.service import update_user
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -184,6 +192,31 @@ async def test_pages_carry_a_strict_csp_and_the_mail_body_its_own(
     assert body.headers["x-frame-options"] == "SAMEORIGIN"
     remote = await browser_like.get(f"/console/emails/{email_id}/body?remote_images=true")
     assert "img-src data: https: http:;" in remote.headers["content-security-policy"]
+
+
+async def test_the_mail_body_shows_its_own_inline_images_and_only_those(
+    browser_like: httpx.AsyncClient, make_user: MakeUser, client: httpx.AsyncClient
+) -> None:
+    user = await make_user(scopes=["emails:read"])
+    await sign_in(browser_like, user.email)
+    logo = png(3, 2)
+    html = (
+        '<p>Our logo: <img alt="logo" src="cid:logo.1@kave.test"></p>'
+        '<img alt="elsewhere" src="CID:not-in-this-mail@kave.test">'
+    )
+    message = with_inline_image(
+        build_message(subject="inline logo", html=html), logo, "logo.1@kave.test"
+    )
+    await post_events(client, [inbound_event(message)])
+    email_id = await _email_id(browser_like, "inline logo")
+
+    body = await browser_like.get(f"/console/emails/{email_id}/body")
+    assert body.status_code == 200
+    data_uri = "data:image/png;base64," + base64.b64encode(logo).decode()
+    assert f'src="{data_uri}"' in body.text  # the CSP's `img-src data:` lets it in
+    assert "cid:logo.1@kave.test" not in body.text
+    # A reference to a part the mail does not carry is left as it was: a broken image.
+    assert 'src="CID:not-in-this-mail@kave.test"' in body.text
 
 
 async def _email_id(client: httpx.AsyncClient, subject: str) -> str:
