@@ -10,6 +10,7 @@ the thread pool, which cost 8% of the webhook's CPU in a profile.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class Services:
     blob_store: BlobStore
     worker: EventWorker  # started only when this process processes (WORKER_PROCESSES=0)
     hints: EventHints
+    # Admits LARGE_BODIES_AT_ONCE large webhook bodies at a time (app/mandrill/routes.py).
+    large_bodies: asyncio.Semaphore
     worker_children: WorkerChildren | None = None
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -111,6 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             blob_store=stores.blob_store,
             worker=runtime.worker,
             hints=hints,
+            large_bodies=asyncio.Semaphore(settings.large_bodies_at_once),
             worker_children=children,
         )
         # ~170,000 objects (FastAPI, pydantic, SQLAlchemy) live as long as the process; a full

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     # body (a 25 MiB message in all, 56.6 MiB); 96 MiB leaves room for text attachments and
     # bodies, which are escaped more. A refused authentic batch holds back all later mail.
     max_body_bytes: int = Field(default=96 * 1024 * 1024, ge=1024)
+    # Webhook bodies over 1 MiB (or of unknown size) received at once, in each process: each
+    # may take a spool file on disk up to MAX_BODY_BYTES and, once authentic, a few copies of
+    # itself in memory. One more waits up to LARGE_BODY_WAIT_SECONDS for a turn, then is
+    # answered 503 with Retry-After (Mailchimp retries it; nothing is lost).
+    large_bodies_at_once: int = Field(default=4, ge=1)
+    large_body_wait_seconds: float = Field(default=5.0, ge=0)
     metrics_token: SecretStr | None = None
 
     log_level: str = "INFO"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 
 from app.core.errors import ErrorEnvelope
 from app.core.middleware import Endpoint
 from app.core.responses import WebhookAck, ack_response
-from app.deps import services
+from app.deps import Services, services
 from app.mandrill.classify import classify_batch
+from app.mandrill.errors import LargeBodiesBusy
 from app.mandrill.form import EVENTS_FIELD, FormParams, decode_events, parse_form
 from app.mandrill.signature import verify_mandrill_signature
 from app.mandrill.streaming import (
@@ -31,7 +35,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorEnvelope, "description": "Authentic, but not a JSON array of events"},
     401: {"model": ErrorEnvelope, "description": "Missing or wrong X-Mandrill-Signature"},
     413: {"model": ErrorEnvelope, "description": "Body over MAX_BODY_BYTES"},
-    503: {"model": ErrorEnvelope, "description": "Database unreachable; Mailchimp will retry"},
+    503: {
+        "model": ErrorEnvelope,
+        "description": "Database unreachable, or LARGE_BODIES_AT_ONCE large bodies already "
+        "being received; Mailchimp will retry",
+    },
 }
 
 
@@ -45,6 +53,32 @@ async def url_check_get() -> Response:
     return Response(status_code=200)
 
 
+def _is_large(headers: Headers) -> bool:
+    """Over the streaming threshold, or of unknown size (sent chunked)."""
+    declared = headers.get("content-length")
+    return declared is None or not declared.isdigit() or int(declared) > STREAM_THRESHOLD_BYTES
+
+
+@contextlib.asynccontextmanager
+async def _turn(gate: asyncio.Semaphore, wait_seconds: float) -> AsyncIterator[None]:
+    """One of the process's turns for a large body, waited for up to `wait_seconds`: the
+    body is not read meanwhile (TCP holds it back), and past that the sender is told to retry
+    (Mailchimp does), so a crowd of large bodies, unsigned ones included, can neither fill
+    the disk with spool files nor the memory with authentic copies."""
+    try:
+        if gate.locked():  # wait_for only when there is something to wait for
+            await asyncio.wait_for(gate.acquire(), wait_seconds)
+        else:
+            await gate.acquire()
+    except TimeoutError:
+        logger.warning("webhook.mandrill.large_bodies_busy", waited_seconds=wait_seconds)
+        raise LargeBodiesBusy() from None
+    try:
+        yield
+    finally:
+        gate.release()
+
+
 async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]:
     headers = request.headers
     if headers.get("content-type", "").startswith("multipart/form-data"):
@@ -55,8 +89,7 @@ async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]
             if not isinstance(v, UploadFile)
         ]
         return params, sum(len(v) for _, v in params)
-    declared = headers.get("content-length")
-    if declared is None or not declared.isdigit() or int(declared) > STREAM_THRESHOLD_BYTES:
+    if _is_large(headers):
         # Large or of unknown size: decoded while it streams in, never whole in memory.
         return await read_streamed(request.stream())
     # Read without `request.body()`, which keeps the body on the request until it ends: a
@@ -113,6 +146,13 @@ async def receive_mandrill_batch(request: Request) -> Response:
     # The hottest route: no dependencies to solve and no response model to validate (each
     # showed in its profile); what it needs is on app.state, and the answer is two integers.
     kave = services(request)
+    if _is_large(request.headers):
+        async with _turn(kave.large_bodies, kave.settings.large_body_wait_seconds):
+            return await _receive(request, kave)
+    return await _receive(request, kave)
+
+
+async def _receive(request: Request, kave: Services) -> Response:
     settings = kave.settings
     form, size = await _read_params(request)
     signature = request.headers.get("x-mandrill-signature")
