@@ -46,12 +46,18 @@ async def recompute_email(session: AsyncSession, store: BlobStore, email_id: uui
             raw = await store.get(email.raw_blob_key)
     parsed = parse_inbound(_message_of(email, raw))
     key = own_key(parsed.message_id or email.message_id, email.event_id or email.id)
-    await _complete_attachments(session, store, email, parsed)
-    # Last: the thread lock (which every worker's commit takes too) is then held only until
-    # the caller commits, never while blobs are uploaded.
-    await ThreadRepository(session).assign(
-        key=key, named=named_keys(parsed.in_reply_to, parsed.references)
-    )
+    # Lock order: the thread lock, then the email's rows, as a worker storing a replay of
+    # this email takes them (it deletes the old row after the lock). New attachment rows,
+    # flushed first, would hold a key-share lock on the email while waiting for the thread
+    # lock, which that worker holds while waiting to delete the email: a deadlock. So the
+    # blobs are uploaded and the rows added before the lock, but written only at commit.
+    with session.no_autoflush:
+        await _complete_attachments(session, store, email, parsed)
+        # The thread lock (which every worker's commit takes too) is held only until the
+        # caller commits, never while blobs are uploaded.
+        await ThreadRepository(session).assign(
+            key=key, named=named_keys(parsed.in_reply_to, parsed.references)
+        )
     apply_agent_fields(email, agent_fields(parsed), thread_key=key)
     return True
 
@@ -101,7 +107,6 @@ async def _complete_attachments(
         row.source_subject = att.source_subject
         row.source_from = att.source_from
         ids.append(row.id)
-    await session.flush()
 
 
 def _new_row(
