@@ -29,7 +29,8 @@ SOURCE_SHOWN_BYTES = 1024 * 1024  # the page shows this much of the source; the 
 # Inline images (`cid:` references) are put into the body as data: URIs, up to this much in
 # all per body; the rest keep their cid: reference and show as broken images.
 INLINE_IMAGES_SHOWN_BYTES = 5 * 1024 * 1024
-_CID = re.compile(r"""cid:([^\s"'<>()]+)""", re.IGNORECASE)
+# `cid:` as a word of its own (not the end of `lucid:`), up to a quote, space, bracket or `>`.
+_CID = re.compile(r"""(?<![\w.+-])cid:([^\s"'<>()]+)""", re.IGNORECASE)
 _IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
 
 
@@ -81,30 +82,47 @@ async def with_inline_images(html: str, attachments: Sequence[Attachment], store
     """`html` with each `cid:` reference to one of the email's own inline images replaced by
     the image as a data: URI: the only images the body's CSP lets in without the operator's
     say-so, and the only way to show them in a frame that sends no cookies. Files found
-    inside a forwarded message are not the outer body's, so only top-level ones count."""
+    inside a forwarded message are not the outer body's, so only top-level ones count.
+
+    The budget counts every URI put in, so an image referenced a thousand times costs a
+    thousand times its size and the references past the budget stay as they were."""
     wanted = {unquote(ref).lower() for ref in _CID.findall(html)}
     if not wanted:
         return html
-    budget = INLINE_IMAGES_SHOWN_BYTES
-    uris: dict[str, str] = {}
+    images: dict[str, Attachment] = {}
     for attachment in attachments:
         cid = (attachment.content_id or "").lower()
-        kind = attachment.content_type.lower()
         if (
-            cid not in wanted
-            or cid in uris
-            or attachment.parent_id is not None
-            or not _IMAGE_TYPE.fullmatch(kind)
-            or attachment.size > budget
+            cid in wanted
+            and cid not in images
+            and attachment.parent_id is None
+            and _IMAGE_TYPE.fullmatch(attachment.content_type.lower())
+            and attachment.size <= INLINE_IMAGES_SHOWN_BYTES
         ):
-            continue
+            images[cid] = attachment
+    uris: dict[str, str] = {}
+    loaded = 0
+    for cid, attachment in images.items():
+        if loaded + attachment.size > INLINE_IMAGES_SHOWN_BYTES:
+            continue  # read no more than the budget could show
+        loaded += attachment.size
         try:
             data = await store.get(attachment.blob_key)
         except BlobNotFound:
             continue  # purged or lost: the image shows as broken, the page still opens
-        budget -= len(data)
+        kind = attachment.content_type.lower()
         uris[cid] = f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
-    return _CID.sub(lambda ref: uris.get(unquote(ref.group(1)).lower(), ref.group(0)), html)
+    budget = INLINE_IMAGES_SHOWN_BYTES * 4 // 3 + 4  # the budget in base64
+
+    def replaced(ref: re.Match[str]) -> str:
+        nonlocal budget
+        uri = uris.get(unquote(ref.group(1)).lower())
+        if uri is None or len(uri) > budget:
+            return ref.group(0)
+        budget -= len(uri)
+        return uri
+
+    return _CID.sub(replaced, html)
 
 
 @router.get("/emails/{email_id}/body")

@@ -219,6 +219,35 @@ async def test_the_mail_body_shows_its_own_inline_images_and_only_those(
     assert 'src="CID:not-in-this-mail@kave.test"' in body.text
 
 
+@pytest.mark.parametrize("shown_bytes", [3000])
+async def test_inline_images_fill_a_budget_counted_per_reference(
+    browser_like: httpx.AsyncClient,
+    make_user: MakeUser,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    shown_bytes: int,
+) -> None:
+    from app.console import message as console_message
+
+    monkeypatch.setattr(console_message, "INLINE_IMAGES_SHOWN_BYTES", shown_bytes)
+    user = await make_user(scopes=["emails:read"])
+    await sign_in(browser_like, user.email)
+    logo = png(20, 20)  # ~100 bytes: its data: URI fits the budget many times, not 1,000
+    html = "<p>A lucid:dream.</p>" + '<img src="cid:logo@kave.test">' * 1000
+    message = with_inline_image(
+        build_message(subject="logo x1000", html=html), logo, "logo@kave.test"
+    )
+    await post_events(client, [inbound_event(message)])
+    email_id = await _email_id(browser_like, "logo x1000")
+
+    body = (await browser_like.get(f"/console/emails/{email_id}/body")).text
+    data_uri = "data:image/png;base64," + base64.b64encode(logo).decode()
+    shown = body.count(data_uri)
+    assert shown >= 1 and shown * len(data_uri) <= shown_bytes * 4 // 3 + 4
+    assert body.count('src="cid:logo@kave.test"') == 1000 - shown  # the rest left as they were
+    assert "A lucid:dream." in body  # not a reference
+
+
 async def _email_id(client: httpx.AsyncClient, subject: str) -> str:
     found: list[str] = []
 
