@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # answered 503 with Retry-After (Mailchimp retries it; nothing is lost).
     large_bodies_at_once: int = Field(default=4, ge=1)
     large_body_wait_seconds: float = Field(default=5.0, ge=0)
+    # Once admitted, a large body must have arrived within this, or it is answered 408 and
+    # its turn goes to the next: a sender trickling bodies in holds turns only so long.
+    large_body_read_seconds: float = Field(default=60.0, gt=0)
     metrics_token: SecretStr | None = None
 
     log_level: str = "INFO"

@@ -17,11 +17,12 @@ from app.core.middleware import Endpoint
 from app.core.responses import WebhookAck, ack_response
 from app.deps import Services, services
 from app.mandrill.classify import classify_batch
-from app.mandrill.errors import LargeBodiesBusy
+from app.mandrill.errors import LargeBodiesBusy, LargeBodyTooSlow
 from app.mandrill.form import EVENTS_FIELD, FormParams, decode_events, parse_form
 from app.mandrill.signature import verify_mandrill_signature
 from app.mandrill.streaming import (
     STREAM_THRESHOLD_BYTES,
+    BodyStream,
     SpooledForm,
     read_streamed,
     verify_spooled,
@@ -34,6 +35,10 @@ logger = structlog.get_logger("app.mandrill")
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorEnvelope, "description": "Authentic, but not a JSON array of events"},
     401: {"model": ErrorEnvelope, "description": "Missing or wrong X-Mandrill-Signature"},
+    408: {
+        "model": ErrorEnvelope,
+        "description": "A large body not received within LARGE_BODY_READ_SECONDS",
+    },
     413: {"model": ErrorEnvelope, "description": "Body over MAX_BODY_BYTES"},
     503: {
         "model": ErrorEnvelope,
@@ -79,10 +84,33 @@ async def _turn(gate: asyncio.Semaphore, wait_seconds: float) -> AsyncIterator[N
         gate.release()
 
 
-async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]:
+async def _by(deadline: float, stream: BodyStream) -> BodyStream:
+    """`stream`, cut off with LargeBodyTooSlow once the loop's clock passes `deadline`. Only
+    the wait for the next chunk is timed, never the decoding between chunks (which hands
+    work to threads that a cancellation would not stop)."""
+    async with contextlib.aclosing(stream):
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                logger.warning("webhook.mandrill.large_body_too_slow")
+                raise LargeBodyTooSlow() from None
+            yield chunk
+
+
+async def _read_params(
+    request: Request, deadline: float | None = None
+) -> tuple[FormParams | SpooledForm, int]:
     headers = request.headers
     if headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_fields=100)
+        try:
+            async with asyncio.timeout_at(deadline):
+                form = await request.form(max_fields=100)
+        except TimeoutError:
+            raise LargeBodyTooSlow() from None
         params = [
             (k.encode(), v.encode("utf-8", "surrogateescape"))
             for k, v in form.multi_items()
@@ -91,7 +119,8 @@ async def _read_params(request: Request) -> tuple[FormParams | SpooledForm, int]
         return params, sum(len(v) for _, v in params)
     if _is_large(headers):
         # Large or of unknown size: decoded while it streams in, never whole in memory.
-        return await read_streamed(request.stream())
+        stream = request.stream()
+        return await read_streamed(stream if deadline is None else _by(deadline, stream))
     # Read without `request.body()`, which keeps the body on the request until it ends: a
     # large batch's body is dropped as soon as its fields are decoded.
     body = b"".join([chunk async for chunk in request.stream()])
@@ -147,14 +176,18 @@ async def receive_mandrill_batch(request: Request) -> Response:
     # showed in its profile); what it needs is on app.state, and the answer is two integers.
     kave = services(request)
     if _is_large(request.headers):
-        async with _turn(kave.large_bodies, kave.settings.large_body_wait_seconds):
-            return await _receive(request, kave)
-    return await _receive(request, kave)
+        settings = kave.settings
+        async with _turn(kave.large_bodies, settings.large_body_wait_seconds):
+            # Once it has its turn, the body must arrive in time: a sender trickling it in
+            # (unsigned, it cannot be refused before its end) holds a turn only that long.
+            deadline = asyncio.get_running_loop().time() + settings.large_body_read_seconds
+            return await _receive(request, kave, deadline)
+    return await _receive(request, kave, None)
 
 
-async def _receive(request: Request, kave: Services) -> Response:
+async def _receive(request: Request, kave: Services, deadline: float | None) -> Response:
     settings = kave.settings
-    form, size = await _read_params(request)
+    form, size = await _read_params(request, deadline)
     signature = request.headers.get("x-mandrill-signature")
     url, keys = settings.mailchimp_webhook_url, settings.webhook_keys
     if isinstance(form, SpooledForm):

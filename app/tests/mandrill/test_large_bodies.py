@@ -121,7 +121,7 @@ async def test_unsigned_large_body_is_refused_401_without_being_held_in_memory(
     body, _ = mandrill_form([event])
     assert len(body) > 8 * MIB
     # Once before measuring: the first large body of a process also pays for one-time costs
-    # (lazy imports, caches), which put the first test of a run alone just over the bound.
+    # (lazy imports, caches).
     warm_up = Streamed(body)
     await client.post(
         WEBHOOK_PATH, content=warm_up, headers=headers(signature, body, declared=declared)
@@ -139,8 +139,10 @@ async def test_unsigned_large_body_is_refused_401_without_being_held_in_memory(
     assert streamed.sent_all  # refused once the whole body was read, not mid-stream
     # The decoded value went to a temporary file as it came in...
     assert streamed.largest_spool > len(body) // 2
-    # ...and at no point was the body, or a decoded copy of it, in memory.
-    assert peak < len(body) // 4, f"{peak:,} bytes allocated at the peak"
+    # ...and at no point was the body, or a decoded copy of it, in memory. The peak holds the
+    # first MiB read, the spool's MiB in memory and whatever the app's other tasks allocated
+    # meanwhile (1.5-2.4 MB measured); a copy of the body or its decoded value is over 7 MB.
+    assert peak < len(body) // 3, f"{peak:,} bytes allocated at the peak"
     assert set(spool_files()) <= streamed.before  # the file is closed (and so gone)
     async with app.state.services.session_factory() as s:
         assert (await s.scalars(select(WebhookEvent))).all() == []
@@ -218,20 +220,22 @@ async def test_setup_check_sent_chunked_is_still_accepted(client: httpx.AsyncCli
 
 
 class Held:
-    """A large body whose sender stops after its first chunk until `release` is set."""
+    """A large body whose sender stops after `first_bytes` until `release` is set."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.read_first = asyncio.Event()  # the server asked for more than the first chunk
+        self.first_bytes = CHUNK  # sent before it stops
+        self.read_first = asyncio.Event()  # the server asked for more than those
         self.started = False
         self.release = asyncio.Event()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
-        yield self.body[:CHUNK]
+        for start in range(0, self.first_bytes, CHUNK):
+            yield self.body[start : min(start + CHUNK, self.first_bytes)]
         self.read_first.set()
         await self.release.wait()
-        for start in range(CHUNK, len(self.body), CHUNK):
+        for start in range(self.first_bytes, len(self.body), CHUNK):
             yield self.body[start : start + CHUNK]
 
 
@@ -278,3 +282,31 @@ async def test_large_bodies_beyond_the_limit_wait_then_get_503_and_small_ones_go
     )
     assert retried.json() == {"accepted": 1, "duplicates": 0}
     assert await wait_settled(app, 3) == {"processed": 3}
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"large_bodies_at_once": 1, "large_body_read_seconds": 0.5}]
+)
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_large_body_trickled_in_is_cut_off_and_frees_its_turn(
+    client: httpx.AsyncClient, app: FastAPI, declared: bool
+) -> None:
+    # Most of the body arrives (past the spool's memory), then the sender stops sending.
+    body, signature = mandrill_form([large_event(os.urandom(3 * MIB), "trickled")[0]])
+    stalled = Held(body)
+    stalled.first_bytes = 2 * MIB
+    before = set(spool_files())
+    answer = await client.post(
+        WEBHOOK_PATH, content=stalled, headers=headers(signature, body, declared=declared)
+    )
+    error = assert_envelope(answer, 408, "request_timeout")
+    assert "LARGE_BODY_READ_SECONDS" in error["message"]
+    assert answer.headers["Connection"] == "close"
+    assert set(spool_files()) <= before  # its spool file is closed, so gone
+    async with app.state.services.session_factory() as s:
+        assert (await s.scalars(select(WebhookEvent))).all() == []
+    # The one turn is free again: the batch sent again in full is taken.
+    again = await client.post(
+        WEBHOOK_PATH, content=Streamed(body), headers=headers(signature, body, declared=declared)
+    )
+    assert again.json() == {"accepted": 1, "duplicates": 0}
