@@ -46,18 +46,22 @@ async def recompute_email(session: AsyncSession, store: BlobStore, email_id: uui
             raw = await store.get(email.raw_blob_key)
     parsed = parse_inbound(_message_of(email, raw))
     key = own_key(parsed.message_id or email.message_id, email.event_id or email.id)
-    # Lock order: the thread lock, then the email's rows, as a worker storing a replay of
-    # this email takes them (it deletes the old row after the lock). New attachment rows,
-    # flushed first, would hold a key-share lock on the email while waiting for the thread
-    # lock, which that worker holds while waiting to delete the email: a deadlock. So the
-    # blobs are uploaded and the rows added before the lock, but written only at commit.
+    # Blobs first, outside any lock (content-addressed, so storing one twice is harmless).
+    uploaded = await _upload_missing(session, store, email.id, parsed)
+    # Then the thread lock, before any of the email's rows is written: the order a worker
+    # storing a replay of this email takes them in (lock, then delete the old row). Written
+    # first, new attachment rows would hold a key-share lock on the email while waiting for
+    # the lock that worker holds while waiting to delete the email: a deadlock.
+    await ThreadRepository(session).assign(
+        key=key, named=named_keys(parsed.in_reply_to, parsed.references)
+    )
+    # Under the lock, read the email and its rows again: a replay stored meanwhile replaced
+    # them, and no other can until this commits.
+    email = await session.get(Email, email_id, populate_existing=True)
+    if email is None:
+        return False
     with session.no_autoflush:
-        await _complete_attachments(session, store, email, parsed)
-        # The thread lock (which every worker's commit takes too) is held only until the
-        # caller commits, never while blobs are uploaded.
-        await ThreadRepository(session).assign(
-            key=key, named=named_keys(parsed.in_reply_to, parsed.references)
-        )
+        await _complete_attachments(session, store, email, parsed, uploaded)
     apply_agent_fields(email, agent_fields(parsed), thread_key=key)
     return True
 
@@ -86,10 +90,36 @@ def _message_of(email: Email, raw: bytes | None) -> dict[str, Any]:
     }
 
 
+async def _upload_missing(
+    session: AsyncSession, store: BlobStore, email_id: uuid.UUID, parsed: ParsedEmail
+) -> set[str]:
+    """Store the blobs of the files that have no row yet; their keys."""
+    stored = {
+        (a.sha256, a.filename) for a in await AttachmentRepository(session).list_for_email(email_id)
+    }
+    uploaded: set[str] = set()
+    for att in parsed.attachments:
+        sha, blob_key = content_key(att.content)
+        if (sha, att.filename) not in stored and blob_key not in uploaded:
+            await store.put(blob_key, att.content, content_type=att.content_type)
+            uploaded.add(blob_key)
+    return uploaded
+
+
 async def _complete_attachments(
-    session: AsyncSession, store: BlobStore, email: Email, parsed: ParsedEmail
+    session: AsyncSession,
+    store: BlobStore,
+    email: Email,
+    parsed: ParsedEmail,
+    uploaded: set[str],
 ) -> None:
-    stored = list(await AttachmentRepository(session).list_for_email(email.id))
+    rows = (
+        select(Attachment)
+        .where(Attachment.email_id == email.id)
+        .order_by(Attachment.position)
+        .execution_options(populate_existing=True)
+    )
+    stored = list((await session.scalars(rows)).all())
     unused = list(stored)
     next_position = max((a.position for a in stored), default=-1) + 1
     ids: list[uuid.UUID] = []
@@ -97,7 +127,8 @@ async def _complete_attachments(
         sha, blob_key = content_key(att.content)
         row = next((a for a in unused if (a.sha256, a.filename) == (sha, att.filename)), None)
         if row is None:
-            await store.put(blob_key, att.content, content_type=att.content_type)
+            if blob_key not in uploaded:  # its row went away since (rare): store it now
+                await store.put(blob_key, att.content, content_type=att.content_type)
             row = _new_row(email.id, att, position=next_position, sha=sha, blob_key=blob_key)
             next_position += 1
             session.add(row)

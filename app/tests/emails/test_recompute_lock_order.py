@@ -5,15 +5,19 @@ the thread lock, which that worker would hold while waiting to delete the email:
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.emails.models import Attachment
 from app.emails.recompute import recompute_email
+from app.emails.threads import ThreadRepository
 from app.mail.parser import parse_inbound
+from app.storage.base import content_key
 from app.tests.emails.factories import add_email
 from app.tests.mail import agent_messages as m
 from app.tests.mail.builders import inbound
@@ -60,3 +64,55 @@ async def test_recompute_locks_the_threads_before_writing_the_emails_rows(
     assert lock < min(writes), statements[: min(writes) + 1]
     rows = (await session.scalars(select(Attachment).where(Attachment.email_id == email.id))).all()
     assert len(rows) == 4  # and what it wrote is there
+
+
+async def test_recompute_reads_the_rows_again_under_the_lock(
+    app: FastAPI, session: AsyncSession, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not is_postgres:
+        pytest.skip("a second writer at once needs PostgreSQL")
+    store = app.state.services.blob_store
+    raw = m.forwarded_with_pdf().as_bytes()
+    parsed = parse_inbound(inbound(raw)).attachments
+    email = await add_email(
+        session,
+        store,
+        raw=raw,
+        attachments=[(parsed[0].filename, parsed[0].content_type, parsed[0].content)],
+    )
+    await session.commit()
+    factory = app.state.services.session_factory
+    assign = ThreadRepository.assign
+
+    async def replayed_meanwhile(self: ThreadRepository, **kwargs: Any) -> Any:
+        # A worker stored the email again while the blobs were uploading: its nested files
+        # have rows now, at the positions recompute would have given them.
+        async with factory() as worker:
+            for position, att in enumerate(parsed[1:], start=1):
+                sha, key = content_key(att.content)
+                worker.add(
+                    Attachment(
+                        id=uuid.uuid4(),
+                        email_id=email.id,
+                        position=position,
+                        filename=att.filename,
+                        content_type=att.content_type,
+                        size=len(att.content),
+                        sha256=sha,
+                        blob_key=key,
+                    )
+                )
+            await worker.commit()
+        return await assign(self, **kwargs)
+
+    monkeypatch.setattr(ThreadRepository, "assign", replayed_meanwhile)
+    async with factory() as recomputing:
+        assert await recompute_email(recomputing, store, email.id)
+        await recomputing.commit()  # nothing added twice: no unique violation
+    rows = (
+        await session.scalars(
+            select(Attachment).where(Attachment.email_id == email.id).order_by(Attachment.position)
+        )
+    ).all()
+    assert [r.filename for r in rows] == [a.filename for a in parsed]
+    assert rows[2].parent_id == rows[1].id  # the links recomputed on the rows it found
