@@ -97,7 +97,6 @@ async def with_inline_images(html: str, attachments: Sequence[Attachment], store
             and cid not in images
             and attachment.parent_id is None
             and _IMAGE_TYPE.fullmatch(attachment.content_type.lower())
-            and attachment.size <= INLINE_IMAGES_SHOWN_BYTES
         ):
             images[cid] = attachment
     uris: dict[str, str] = {}
@@ -135,7 +134,7 @@ async def message_body(
 ) -> Response:
     email = await _email(session, email_id)
     html = email.html_body or ""
-    if "cid:" in html.lower():
+    if _CID.search(html):
         attachments = await AttachmentRepository(session).list_for_email(email_id)
         html = await with_inline_images(html, attachments, store)
     return HTMLResponse(

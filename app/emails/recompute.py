@@ -46,8 +46,9 @@ async def recompute_email(session: AsyncSession, store: BlobStore, email_id: uui
             raw = await store.get(email.raw_blob_key)
     parsed = parse_inbound(_message_of(email, raw))
     key = own_key(parsed.message_id or email.message_id, email.event_id or email.id)
+    keys = [content_key(att.content) for att in parsed.attachments]
     # Blobs first, outside any lock (content-addressed, so storing one twice is harmless).
-    uploaded = await _upload_missing(session, store, email.id, parsed)
+    uploaded = await _upload_missing(session, store, email.id, parsed, keys)
     # Then the thread lock, before any of the email's rows is written: the order a worker
     # storing a replay of this email takes them in (lock, then delete the old row). Written
     # first, new attachment rows would hold a key-share lock on the email while waiting for
@@ -61,7 +62,7 @@ async def recompute_email(session: AsyncSession, store: BlobStore, email_id: uui
     if email is None:
         return False
     with session.no_autoflush:
-        await _complete_attachments(session, store, email, parsed, uploaded)
+        await _complete_attachments(session, store, email, parsed, keys, uploaded)
     apply_agent_fields(email, agent_fields(parsed), thread_key=key)
     return True
 
@@ -91,15 +92,18 @@ def _message_of(email: Email, raw: bytes | None) -> dict[str, Any]:
 
 
 async def _upload_missing(
-    session: AsyncSession, store: BlobStore, email_id: uuid.UUID, parsed: ParsedEmail
+    session: AsyncSession,
+    store: BlobStore,
+    email_id: uuid.UUID,
+    parsed: ParsedEmail,
+    keys: Sequence[tuple[str, str]],
 ) -> set[str]:
     """Store the blobs of the files that have no row yet; their keys."""
     stored = {
         (a.sha256, a.filename) for a in await AttachmentRepository(session).list_for_email(email_id)
     }
     uploaded: set[str] = set()
-    for att in parsed.attachments:
-        sha, blob_key = content_key(att.content)
+    for att, (sha, blob_key) in zip(parsed.attachments, keys, strict=True):
         if (sha, att.filename) not in stored and blob_key not in uploaded:
             await store.put(blob_key, att.content, content_type=att.content_type)
             uploaded.add(blob_key)
@@ -111,6 +115,7 @@ async def _complete_attachments(
     store: BlobStore,
     email: Email,
     parsed: ParsedEmail,
+    keys: Sequence[tuple[str, str]],
     uploaded: set[str],
 ) -> None:
     rows = (
@@ -123,8 +128,7 @@ async def _complete_attachments(
     unused = list(stored)
     next_position = max((a.position for a in stored), default=-1) + 1
     ids: list[uuid.UUID] = []
-    for att in parsed.attachments:
-        sha, blob_key = content_key(att.content)
+    for att, (sha, blob_key) in zip(parsed.attachments, keys, strict=True):
         row = next((a for a in unused if (a.sha256, a.filename) == (sha, att.filename)), None)
         if row is None:
             if blob_key not in uploaded:  # its row went away since (rare): store it now

@@ -71,9 +71,7 @@ async def _turn(gate: asyncio.Semaphore, wait_seconds: float) -> AsyncIterator[N
     (Mailchimp does), so a crowd of large bodies, unsigned ones included, can neither fill
     the disk with spool files nor the memory with authentic copies."""
     try:
-        if gate.locked():  # wait_for only when there is something to wait for
-            await asyncio.wait_for(gate.acquire(), wait_seconds)
-        else:
+        async with asyncio.timeout(wait_seconds):
             await gate.acquire()
     except TimeoutError:
         logger.warning("webhook.mandrill.large_bodies_busy", waited_seconds=wait_seconds)
@@ -102,8 +100,9 @@ async def _by(deadline: float, stream: BodyStream) -> BodyStream:
 
 
 async def _read_params(
-    request: Request, deadline: float | None = None
+    request: Request, deadline: float | None
 ) -> tuple[FormParams | SpooledForm, int]:
+    """The form and its size; `deadline` is set exactly for large bodies (`_is_large`)."""
     headers = request.headers
     if headers.get("content-type", "").startswith("multipart/form-data"):
         try:
@@ -117,10 +116,9 @@ async def _read_params(
             if not isinstance(v, UploadFile)
         ]
         return params, sum(len(v) for _, v in params)
-    if _is_large(headers):
+    if deadline is not None:
         # Large or of unknown size: decoded while it streams in, never whole in memory.
-        stream = request.stream()
-        return await read_streamed(stream if deadline is None else _by(deadline, stream))
+        return await read_streamed(_by(deadline, request.stream()))
     # Read without `request.body()`, which keeps the body on the request until it ends: a
     # large batch's body is dropped as soon as its fields are decoded.
     body = b"".join([chunk async for chunk in request.stream()])

@@ -5,7 +5,6 @@ the thread lock, which that worker would hold while waiting to delete the email:
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.emails.agent_fields import attachment_rows
 from app.emails.models import Attachment
 from app.emails.recompute import recompute_email
 from app.emails.threads import ThreadRepository
@@ -87,21 +87,11 @@ async def test_recompute_reads_the_rows_again_under_the_lock(
     async def replayed_meanwhile(self: ThreadRepository, **kwargs: Any) -> Any:
         # A worker stored the email again while the blobs were uploading: its nested files
         # have rows now, at the positions recompute would have given them.
+        replayed = attachment_rows(parsed, [content_key(att.content) for att in parsed])
         async with factory() as worker:
-            for position, att in enumerate(parsed[1:], start=1):
-                sha, key = content_key(att.content)
-                worker.add(
-                    Attachment(
-                        id=uuid.uuid4(),
-                        email_id=email.id,
-                        position=position,
-                        filename=att.filename,
-                        content_type=att.content_type,
-                        size=len(att.content),
-                        sha256=sha,
-                        blob_key=key,
-                    )
-                )
+            for row in replayed[1:]:
+                row.email_id = email.id
+                worker.add(row)
             await worker.commit()
         return await assign(self, **kwargs)
 

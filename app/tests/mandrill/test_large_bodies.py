@@ -226,11 +226,9 @@ class Held:
         self.body = body
         self.first_bytes = CHUNK  # sent before it stops
         self.read_first = asyncio.Event()  # the server asked for more than those
-        self.started = False
         self.release = asyncio.Event()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.started = True
         for start in range(0, self.first_bytes, CHUNK):
             yield self.body[start : min(start + CHUNK, self.first_bytes)]
         self.read_first.set()
